@@ -1,0 +1,105 @@
+"""Bulk keyframing: whole F-curves written with `foreach_set`, never frame by frame.
+
+Blender 4.4+ (slotted Actions; 5.0 removed `Action.fcurves`): an Action slot for the object,
+its channelbag from `bpy_extras.anim_utils.action_ensure_channelbag_for_slot`, then
+`channelbag.fcurves.new(path, index=i, group_name=group)`. Blender 4.2-4.3: the legacy
+`action.fcurves.new(path, index=i, action_group=group)`. Either way each curve gets
+`keyframe_points.add(T)` and one `foreach_set("co", ...)`.
+"""
+import bpy
+import numpy as np
+from bpy_extras import anim_utils
+
+# `bpy.types.Action` has no Python attribute per RNA property, so `hasattr(bpy.types.Action,
+# "slots")` is False even in 5.0: test for the channelbag helper that 4.4+ ships instead.
+HAS_CHANNELBAGS = hasattr(anim_utils, "action_ensure_channelbag_for_slot")
+_LINEAR = 1  # FCurve keyframe interpolation enum value of 'LINEAR'
+
+
+def scene_fps(scene: bpy.types.Scene) -> float:
+    return scene.render.fps / scene.render.fps_base
+
+
+def scene_frames(scene: bpy.types.Scene, num_frames: int, motion_fps: float, start=None) -> np.ndarray:
+    """Scene frame of each motion frame so it plays at its own speed: start + t * scene_fps."""
+    start = scene.frame_start if start is None else start
+    return start + np.arange(num_frames, dtype=np.float64) * (scene_fps(scene) / float(motion_fps))
+
+
+def write_action(obj: bpy.types.Object, name: str, frames: np.ndarray, channels) -> bpy.types.Action:
+    """Key `channels` on `obj` as a new Action and assign it.
+
+    channels: iterable of (data_path, group_name, values) with values (T, k): curve i of a
+    path gets values[:, i]. Keys are linear: the data are samples, not poses to ease between.
+    """
+    frames = np.asarray(frames, dtype=np.float32)
+    count = frames.shape[0]
+    action = bpy.data.actions.new(name)
+    animation_data = obj.animation_data or obj.animation_data_create()
+    if HAS_CHANNELBAGS:
+        slot = action.slots.new(id_type='OBJECT', name=obj.name)
+        fcurves = anim_utils.action_ensure_channelbag_for_slot(action, slot).fcurves
+
+        def new_fcurve(path, index, group):
+            return fcurves.new(path, index=index, group_name=group)
+    else:
+        slot = None
+
+        def new_fcurve(path, index, group):
+            return action.fcurves.new(path, index=index, action_group=group)
+
+    co = np.empty((count, 2), dtype=np.float32)
+    co[:, 0] = frames
+    interpolation = np.full(count, _LINEAR, dtype=np.int32)
+    for path, group, values in channels:
+        values = np.asarray(values, dtype=np.float32).reshape(count, -1)
+        for index in range(values.shape[1]):
+            fcurve = new_fcurve(path, index, group)
+            points = fcurve.keyframe_points
+            points.add(count)
+            co[:, 1] = values[:, index]
+            points.foreach_set("co", co.ravel())
+            points.foreach_set("interpolation", interpolation)
+            fcurve.update()
+    animation_data.action = action
+    if slot is not None:
+        animation_data.action_slot = slot
+    return action
+
+
+def action_fcurves(obj: bpy.types.Object):
+    """The F-curves animating `obj` (its slot's channelbag in 4.4+, `Action.fcurves` before)."""
+    animation_data = obj.animation_data
+    if animation_data is None or animation_data.action is None:
+        return []
+    action = animation_data.action
+    if HAS_CHANNELBAGS:
+        channelbag = anim_utils.action_get_channelbag_for_slot(action, animation_data.action_slot)
+        return [] if channelbag is None else list(channelbag.fcurves)
+    return list(action.fcurves)
+
+
+def sample_fcurves(obj: bpy.types.Object, paths: dict, frames: np.ndarray) -> dict:
+    """Evaluate `obj`'s F-curves at `frames`: {data_path: (T, k)} for each path given with its k.
+
+    Missing curves read as 0 (a pose bone channel that was never keyed)."""
+    by_key = {(fc.data_path, fc.array_index): fc for fc in action_fcurves(obj)}
+    out = {}
+    for path, width in paths.items():
+        values = np.zeros((len(frames), width))
+        for index in range(width):
+            fcurve = by_key.get((path, index))
+            if fcurve is not None:
+                values[:, index] = [fcurve.evaluate(float(f)) for f in frames]
+        out[path] = values
+    return out
+
+
+def key_frames(obj: bpy.types.Object, data_path: str) -> np.ndarray:
+    """The frames of the keys on curve 0 of `data_path` (the sample times of a written motion)."""
+    for fcurve in action_fcurves(obj):
+        if fcurve.data_path == data_path and fcurve.array_index == 0:
+            co = np.empty(2 * len(fcurve.keyframe_points), dtype=np.float32)
+            fcurve.keyframe_points.foreach_get("co", co)
+            return co[0::2].astype(np.float64)
+    return np.zeros(0)

@@ -1,0 +1,97 @@
+"""Building blocks shared by the denoisers and the VAE."""
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+
+def sinusoidal(x: torch.Tensor, dim: int, max_period: float = 10000.0) -> torch.Tensor:
+    """(B,) float positions/timesteps -> (B, dim) sin/cos features."""
+    half = dim // 2
+    freqs = torch.exp(-math.log(max_period) * torch.arange(half, device=x.device, dtype=torch.float32) / half)
+    args = x.float()[:, None] * freqs[None]
+    return torch.cat([torch.cos(args), torch.sin(args)], dim=-1)
+
+
+def positional_table(length: int, dim: int) -> torch.Tensor:
+    """(length, dim) fixed sinusoidal position encodings."""
+    return sinusoidal(torch.arange(length, dtype=torch.float32), dim)
+
+
+class ScalarEmbedding(nn.Module):
+    """A scalar (diffusion timestep, motion length) -> d_model through sin/cos features and an MLP."""
+
+    def __init__(self, d_model: int):
+        super().__init__()
+        self.d_model = d_model
+        self.mlp = nn.Sequential(nn.Linear(d_model, d_model), nn.SiLU(), nn.Linear(d_model, d_model))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.mlp(sinusoidal(x, self.d_model))
+
+
+class TextConditioning(nn.Module):
+    """Pooled text -> a vector added to the conditioning token; token embeddings -> cross-attention memory.
+
+    Rows with `drop` True get a learned "no text" vector and a one-token null memory, the
+    unconditional branch of classifier-free guidance.
+    """
+
+    def __init__(self, text_dim: int, d_model: int, use_tokens: bool):
+        super().__init__()
+        self.use_tokens = use_tokens
+        self.pooled = nn.Linear(text_dim, d_model)
+        self.tokens = nn.Linear(text_dim, d_model) if use_tokens else None
+        self.null_vector = nn.Parameter(torch.zeros(d_model))
+        self.null_memory = nn.Parameter(torch.randn(d_model) * 0.02)
+
+    def forward(self, pooled: torch.Tensor, tokens: torch.Tensor | None, token_mask: torch.Tensor | None,
+                drop: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """-> cond vector (B, d), memory (B, 1 + L, d), memory padding mask (B, 1 + L) True = ignore."""
+        B = pooled.shape[0]
+        keep = ~drop[:, None]
+        vec = torch.where(keep, self.pooled(pooled), self.null_vector.expand(B, -1))
+        first = torch.where(keep, vec, self.null_memory.expand(B, -1))[:, None]
+        if self.tokens is not None and tokens is not None and tokens.shape[1] > 0:
+            mem = torch.cat([first, self.tokens(tokens)], dim=1)
+            valid = torch.cat([torch.ones_like(keep), token_mask & keep], dim=1)
+        else:
+            mem = first
+            valid = torch.ones(B, 1, dtype=torch.bool, device=pooled.device)
+        return vec, mem, ~valid
+
+
+class CrossTransformer(nn.Module):
+    """Pre-norm transformer: self-attention over a sequence, cross-attention to text memory."""
+
+    def __init__(self, d_model: int, heads: int, ff: int, layers: int, dropout: float):
+        super().__init__()
+        self.layers = nn.ModuleList([
+            nn.TransformerDecoderLayer(d_model, heads, ff, dropout, activation="gelu", batch_first=True,
+                                       norm_first=True)
+            for _ in range(layers)])
+        self.norm = nn.LayerNorm(d_model)
+
+    def forward(self, x, padding_mask, memory, memory_padding_mask):
+        for layer in self.layers:
+            x = layer(x, memory, tgt_key_padding_mask=padding_mask, memory_key_padding_mask=memory_padding_mask)
+        return self.norm(x)
+
+
+class SelfTransformer(nn.Module):
+    """Pre-norm transformer encoder (the VAE's encoder and decoder)."""
+
+    def __init__(self, d_model: int, heads: int, ff: int, layers: int, dropout: float):
+        super().__init__()
+        self.layers = nn.ModuleList([
+            nn.TransformerEncoderLayer(d_model, heads, ff, dropout, activation="gelu", batch_first=True,
+                                       norm_first=True)
+            for _ in range(layers)])
+        self.norm = nn.LayerNorm(d_model)
+
+    def forward(self, x, padding_mask):
+        for layer in self.layers:
+            x = layer(x, src_key_padding_mask=padding_mask)
+        return self.norm(x)

@@ -1,0 +1,66 @@
+"""Run the motion server: ``python server/serve.py [--bind tcp://HOST:PORT] [--checkpoint NAME] ...``.
+
+Loads the bundled default checkpoint (or ``--checkpoint NAME`` from the data folder's
+``models/`` or ``server/checkpoints/``), keeps its picks store in the data folder, and
+serves ZeroMQ on ``tcp://127.0.0.1:5555`` until Ctrl-C or SIGTERM.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+from pathlib import Path
+
+if __package__ in (None, ""):  # run as a script: make the repository root importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from server.models_folder import CheckpointNameError
+from server.security import InsecureBindError, KeysError
+from server.service import DEFAULT_BIND, MotionService, ServiceConfig, default_data_dir
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--bind", default=DEFAULT_BIND,
+                        help=f"ZeroMQ endpoint (default {DEFAULT_BIND}; tcp://127.0.0.1:* picks a free port)")
+    parser.add_argument("--checkpoint", help="checkpoint name (default: the bundled default)")
+    parser.add_argument("--data", type=Path, default=None,
+                        help=f"data folder for picks.db and models/ (default {default_data_dir()})")
+    parser.add_argument("--device", help="torch device (default: cuda when present, else cpu)")
+    parser.add_argument("--watch", action="store_true", help="load new checkpoints that appear in DATA/models")
+    parser.add_argument("--watch-interval", type=float, default=2.0, help="seconds between --watch scans")
+    parser.add_argument("--insecure", action="store_true",
+                        help="allow a non-loopback bind without CURVE keys (anyone who can reach it may use it)")
+    parser.add_argument("--keys", type=Path, default=None,
+                        help="CURVE key folder made by server/make_keys.py (required beyond loopback)")
+    parser.add_argument("--max-batch", type=int, default=16,
+                        help="most requests run as one batch (1 turns batching off)")
+    parser.add_argument("--log-level", default="INFO")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    config = ServiceConfig(bind=args.bind, data_dir=args.data or default_data_dir(), checkpoint=args.checkpoint,
+                           device=args.device, watch=args.watch, watch_interval_s=args.watch_interval,
+                           insecure=args.insecure, keys_dir=args.keys, max_batch_requests=max(1, args.max_batch))
+    try:
+        service = MotionService(config)
+    except (InsecureBindError, KeysError, CheckpointNameError) as exc:
+        logging.getLogger("sopo.server").error("%s", exc)
+        return 2
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: service.stop())
+    try:
+        service.run()
+    except KeysError as exc:
+        logging.getLogger("sopo.server").error("%s", exc)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,94 @@
+"""Train the evaluator (metrics) or the reward model (SoPo) on a corpus.
+
+    python server/train_evaluator.py --kind evaluator            # -> server/checkpoints/evaluator
+    python server/train_evaluator.py --kind reward               # -> server/checkpoints/reward
+
+Sentence embeddings come from `<corpus>/text_embeddings.safetensors` when it exists (texts
+missing from it are encoded with MiniLM where installed and added to it). On a machine
+without MiniLM, write the cache first where it is installed:
+
+    python server/train_evaluator.py --write-text-cache --corpus data/corpus
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import torch  # noqa: E402
+
+from server.contrastive import TrainConfig, collect_texts, train  # noqa: E402
+from server.corpus import Corpus  # noqa: E402
+from server.evaluator import DEFAULT_EVALUATOR_DIR, DEFAULT_REWARD_DIR  # noqa: E402
+from server.text_embeddings import TextEmbeddingCache, embed_texts, load_default_encoder  # noqa: E402
+
+TINY = {"hidden": 32, "embed_dim": 32, "layers": 1, "heads": 2, "max_frames": 48, "dropout": 0.0}
+
+
+def _encoder_or_none():
+    try:
+        return load_default_encoder()
+    except ImportError:
+        return None
+
+
+def text_cache_for(corpus_path: Path, cache_path: Path | None, write: bool) -> TextEmbeddingCache:
+    """Load (or start) the cache, encode what is missing where MiniLM is installed, save if it grew."""
+    cache_path = cache_path or corpus_path / "text_embeddings.safetensors"
+    cache = TextEmbeddingCache.load(cache_path) if cache_path.is_file() else TextEmbeddingCache()
+    texts = collect_texts(Corpus(corpus_path))
+    missing = cache.missing(texts)
+    if missing:
+        encoder = _encoder_or_none()
+        if encoder is None:
+            raise SystemExit(f"{len(missing)} captions are not in {cache_path} and MiniLM is not installed here; "
+                             f"run `python server/train_evaluator.py --write-text-cache` where it is")
+        embed_texts(missing, cache, encoder)
+        write = True
+    if write:
+        cache.save(cache_path)
+        print(f"text-embedding cache: {len(cache)} texts -> {cache_path}")
+    return cache
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--kind", choices=("evaluator", "reward"), default="evaluator")
+    p.add_argument("--corpus", type=Path, default=Path("data/corpus"))
+    p.add_argument("--out", type=Path, default=None, help="checkpoint folder (default server/checkpoints/<kind>)")
+    p.add_argument("--epochs", type=int, default=None)
+    p.add_argument("--batch-size", type=int, default=None)
+    p.add_argument("--lr", type=float, default=None)
+    p.add_argument("--seed", type=int, default=None, help="default: 1234 (evaluator), 271828 (reward)")
+    p.add_argument("--max-steps", type=int, default=None)
+    p.add_argument("--model", type=str, default=None, help='JSON overrides of the model config, e.g. \'{"hidden": 128}\'')
+    p.add_argument("--tiny", action="store_true", help="tiny model (tests and smoke runs)")
+    p.add_argument("--device", default=None, help="cpu | cuda (default: cuda when available)")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    p.add_argument("--text-cache", type=Path, default=None, help="default <corpus>/text_embeddings.safetensors")
+    p.add_argument("--write-text-cache", action="store_true", help="only write the text-embedding cache, then exit")
+    p.add_argument("--no-progress", action="store_true")
+    args = p.parse_args(argv)
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    cache = text_cache_for(args.corpus, args.text_cache, args.write_text_cache)
+    if args.write_text_cache:
+        return 0
+    cfg = TrainConfig(kind=args.kind)
+    for name in ("epochs", "batch_size", "lr", "seed", "max_steps"):
+        if getattr(args, name) is not None:
+            setattr(cfg, name, getattr(args, name))
+    cfg.model = {**(TINY if args.tiny else {}), **(json.loads(args.model) if args.model else {})}
+    out = args.out or (DEFAULT_EVALUATOR_DIR if args.kind == "evaluator" else DEFAULT_REWARD_DIR)
+    summary = train(args.corpus, out, cfg, text_cache=cache, device=args.device, progress=not args.no_progress)
+    print(json.dumps({k: summary[k] for k in ("kind", "best_epoch", "best_val", "train_seconds", "device")}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

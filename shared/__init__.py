@@ -1,0 +1,1 @@
+"""Code shared by the Blender add-on and the motion server: numpy and the standard library only."""
