@@ -77,14 +77,13 @@ def ensure_armature_data(rest_joints=None) -> bpy.types.Armature:
 
 def new_armature_object(name: str, data: bpy.types.Armature, collection: bpy.types.Collection,
                         location=(0.0, 0.0, 0.0)) -> bpy.types.Object:
-    """An object using the shared SMPL-22 armature, turned Y-up -> Z-up, quaternion pose bones."""
+    """An object using the shared SMPL-22 armature, turned Y-up -> Z-up (pose bones start in
+    quaternion mode, Blender's default)."""
     obj = bpy.data.objects.new(name, data)
     obj.location = location
     obj.rotation_mode = 'XYZ'
     obj.rotation_euler = Y_UP_TO_Z_UP
     collection.objects.link(obj)
-    for pose_bone in obj.pose.bones:
-        pose_bone.rotation_mode = 'QUATERNION'
     return obj
 
 

@@ -1,17 +1,17 @@
 """Bulk keyframing: whole F-curves written with `foreach_set`, never frame by frame.
 
-Blender 4.4+ (slotted Actions; 5.0 removed `Action.fcurves`): an Action slot for the object,
-its channelbag from `bpy_extras.anim_utils.action_ensure_channelbag_for_slot`, then
-`channelbag.fcurves.new(path, index=i, group_name=group)`. Blender 4.2-4.3: the legacy
-`action.fcurves.new(path, index=i, action_group=group)`. Either way each curve gets
-`keyframe_points.add(T)` and one `foreach_set("co", ...)`.
+Blender 5.0+ (slotted Actions without `Action.fcurves`): an Action slot for the object, its
+channelbag from `bpy_extras.anim_utils.action_ensure_channelbag_for_slot` (new in 5.0), then
+`channelbag.fcurves.new(path, index=i, group_name=group)`. Blender 4.2-4.5: the legacy
+`action.fcurves.new(path, index=i, action_group=group)` (4.4/4.5 map it onto the first slot).
+Either way each curve gets `keyframe_points.add(T)` and one `foreach_set("co", ...)`.
 """
 import bpy
 import numpy as np
 from bpy_extras import anim_utils
 
 # `bpy.types.Action` has no Python attribute per RNA property, so `hasattr(bpy.types.Action,
-# "slots")` is False even in 5.0: test for the channelbag helper that 4.4+ ships instead.
+# "slots")` is False even in 5.0; the helper exists exactly where `Action.fcurves` is gone.
 HAS_CHANNELBAGS = hasattr(anim_utils, "action_ensure_channelbag_for_slot")
 _LINEAR = 1  # FCurve keyframe interpolation enum value of 'LINEAR'
 
@@ -61,8 +61,12 @@ def write_action(obj: bpy.types.Object, name: str, frames: np.ndarray, channels)
             points.foreach_set("co", co.ravel())
             points.foreach_set("interpolation", interpolation)
             fcurve.update()
-    animation_data.action = action
-    if slot is not None:
+    animation_data.action = action  # assigns the slot too: its name matches the object
+    if slot is not None and animation_data.action_slot != slot:
+        # bpy 5.0.1 crashes setting action_slot on an armature object whose pose is not built yet
+        # (a new object before any depsgraph update): build it first.
+        if obj.type == 'ARMATURE' and obj.pose is None:
+            bpy.context.view_layer.update()
         animation_data.action_slot = slot
     return action
 

@@ -248,7 +248,7 @@ def read_amass(path: Path) -> _Sequence:
         raise ValueError(f"{path.name} is a plain .npy array, not an AMASS .npz")
     with archive:
         keys = set(archive.files)
-        rate_key = "mocap_framerate" if "mocap_framerate" in keys else "mocap_frame_rate"
+        rate_key = "mocap_frame_rate" if "mocap_frame_rate" in keys else "mocap_framerate"
         missing = [k for k in ("poses", "trans", rate_key) if k not in keys]
         if missing:
             raise ValueError(f"{path.name} has no {', '.join(missing)} (keys: {', '.join(sorted(keys))})")
@@ -292,8 +292,8 @@ def _to_ours(k: int, stride: int, fps: float) -> int:
     return int(round(k * stride * FPS / fps))
 
 
-def load_humanml3d(amass_dir, humanml3d_dir, rest_joints=None, progress=True,
-                   ) -> tuple[list[Clip], list[Motion], list[str]]:
+def load_humanml3d(amass_dir, humanml3d_dir, rest_joints=None,
+                   progress=True) -> tuple[list[Clip], list[Motion], list[str]]:
     """Clips, their 20 fps motions, and the reasons for every segment, caption or row left out.
 
     amass_dir: the AMASS root holding <dataset>/... .npz files (SMPL-H: poses, trans,

@@ -154,6 +154,7 @@ class Bvh:
 
 # --- reading -------------------------------------------------------------------------
 
+_KEYWORDS = {"{", "}", "ROOT", "JOINT", "END", "OFFSET", "CHANNELS", "MOTION", "HIERARCHY"}
 _FRAMES_RE = re.compile(r"^frames\s*:\s*(.*)$", re.IGNORECASE)
 _FRAME_TIME_RE = re.compile(r"^frame\s*time\s*:\s*(.*)$", re.IGNORECASE)
 
@@ -178,6 +179,14 @@ class _Tokens:
         item = self.items[self.pos]
         self.pos += 1
         return item
+
+    def take(self, count: int) -> list[str]:
+        """Consume up to `count` tokens, stopping before a brace or a hierarchy keyword."""
+        out = []
+        while len(out) < count and (item := self.peek()) is not None and item[0].upper() not in _KEYWORDS:
+            out.append(item[0])
+            self.pos += 1
+        return out
 
     def rest_of_line(self, line: int) -> list[str]:
         """Consume the remaining tokens on `line` up to (not including) a brace."""
@@ -257,7 +266,7 @@ class _HierarchyParser:
             if word == "OFFSET":
                 if offset is not None:
                     raise BvhError(f"joint {name!r} has two OFFSET lines", tline)
-                offset = _numbers(self.tokens.rest_of_line(tline), 3, "OFFSET", tline)
+                offset = _numbers(self.tokens.take(3), 3, "OFFSET", tline)
             elif word == "CHANNELS":
                 if channels is not None:
                     raise BvhError(f"joint {name!r} has two CHANNELS lines", tline)
@@ -277,15 +286,20 @@ class _HierarchyParser:
         self.joints[index] = BvhJoint(name, parent, offset, channels or [], end_site)
 
     def _channels(self, line: int) -> list[str]:
-        words = self.tokens.rest_of_line(line)
+        words = self.tokens.take(1)
         if not words:
             raise BvhError("CHANNELS without a count", line)
         try:
             count = int(words[0])
         except ValueError:
             raise BvhError(f"CHANNELS count {words[0]!r} is not an integer", line) from None
-        names = words[1:]
-        if count < 0 or count != len(names):
+        if count < 0:
+            raise BvhError(f"CHANNELS count {count} is negative", line)
+        names = self.tokens.take(count)
+        while (item := self.tokens.peek()) is not None and item[1] == line and item[0].lower() in _CANONICAL_CHANNEL:
+            names.append(item[0])
+            self.tokens.pos += 1
+        if len(names) != count:
             raise BvhError(f"CHANNELS says {count} but {len(names)} channel names follow", line)
         out = []
         for name in names:
@@ -315,7 +329,7 @@ class _HierarchyParser:
                 break
             if tok.upper() != "OFFSET" or offset is not None:
                 raise BvhError(f"unexpected {tok!r} in End Site (only one OFFSET is allowed)", tline)
-            offset = _numbers(self.tokens.rest_of_line(tline), 3, "End Site OFFSET", tline)
+            offset = _numbers(self.tokens.take(3), 3, "End Site OFFSET", tline)
         if offset is None:
             raise BvhError("End Site has no OFFSET", line)
         return offset
@@ -395,7 +409,9 @@ def read_bvh(source: str | bytes | os.PathLike) -> Bvh:
     try:
         return parse_bvh(_decode(path.read_bytes()))
     except BvhError as exc:
-        raise BvhError(f"{path}: {exc}") from None
+        named = BvhError(f"{path}: {exc}")
+        named.line = exc.line
+        raise named from None
 
 
 def _decode(data: bytes) -> str:

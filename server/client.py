@@ -60,6 +60,7 @@ class MotionClient:
         self._curve = (Path(server_key), Path(client_secret)) if server_key and client_secret else None
         self._ctx = context or zmq.Context.instance()
         self._socket: zmq.Socket | None = None
+        self.stray = 0   # replies that answered none of this client's current requests
         self._connect()
 
     def _connect(self) -> None:
@@ -102,7 +103,7 @@ class MotionClient:
         wait = self.timeout if timeout is None else timeout
         if not self._socket.poll(int(wait * 1000), zmq.POLLIN):
             return None
-        return P.decode_message(self._socket.recv_multipart(copy=False), self.limits)
+        return P.decode_message(self._socket.recv_multipart(copy=False), self.limits, accept=P.SERVER_TYPES)
 
     # --- requests -----------------------------------------------------------------------
 
@@ -120,7 +121,8 @@ class MotionClient:
                 if reply is None:
                     break
                 if reply.fields.get("request_id") != message.id:
-                    continue   # a late reply to an earlier request
+                    self.stray += 1   # a late reply to an earlier request
+                    continue
                 if reply.type == "progress":
                     deadline = time.monotonic() + wait
                     if on_progress is not None:

@@ -43,6 +43,7 @@ class ModelConfig:
     ff: int = 1024
     layers: int = 4
     dropout: float = 0.1
+    patch_frames: int = 1  # frames per transformer token: the MLD VAE's (4 = 0.2 s) or the MDM denoiser's
     # MLD motion VAE (server/models/vae.py)
     latent_tokens: int = 2
     latent_dim: int = 64
@@ -69,6 +70,8 @@ class ModelConfig:
             raise ConfigError("model.d_model / vae_d_model must be divisible by the number of heads")
         if not 1 <= self.default_steps <= self.max_steps <= self.train_timesteps:
             raise ConfigError("need 1 <= model.default_steps <= model.max_steps <= model.train_timesteps")
+        if self.patch_frames < 1:
+            raise ConfigError("model.patch_frames must be >= 1")
         if self.max_frames < 2 or self.fps <= 0:
             raise ConfigError("model.max_frames must be >= 2 and model.fps > 0")
         return self
@@ -86,6 +89,7 @@ class DataConfig:
     on_device: bool = True  # keep the whole corpus's features (and text embeddings) on the training device
     text_cache: str = ""  # a text-embedding cache file (.safetensors); "" = data/cache/text/<encoder>.safetensors
     caption_sources: str = ""  # comma-separated Caption.source values to use; "" = all
+    cache_dir: str = ""  # feature cache folder; "" = data/cache (or $SOPO_CACHE_DIR)
 
 
 @dataclass
@@ -111,6 +115,8 @@ class TrainConfig:
     device: str = ""  # "" = cuda if available, else cpu
     amp: bool = True  # bf16 autocast on CUDA (ignored on CPU)
     resume: bool = False  # continue runs/<name>/ from its last training state
+    stop_at: int = 0  # stop (saving state) after this many steps in all, VAE steps included; 0 = run to the end
+    max_minutes: float = 0.0  # stop (saving state) after this much wall time; resume later; 0 = no limit
     threads: int = 0  # torch CPU threads; 0 = torch's default
     progress: bool = True  # tqdm progress bar
 
@@ -129,8 +135,9 @@ def preset(name: str) -> RunConfig:
     cfg = RunConfig()
     if name == "mld":
         cfg.model = ModelConfig(family="mld", beta_schedule="scaled_linear", default_guidance=3.0, default_steps=8,
-                                d_model=256, heads=4, ff=1024, layers=4, dropout=0.1,
-                                latent_tokens=2, latent_dim=64, vae_d_model=256, vae_ff=1024, vae_layers=4)
+                                d_model=192, heads=4, ff=768, layers=4, dropout=0.1,
+                                latent_tokens=2, latent_dim=64, vae_d_model=192, vae_heads=4, vae_ff=768,
+                                vae_layers=3, patch_frames=4)
     elif name == "mdm":
         cfg.model = ModelConfig(family="mdm", beta_schedule="squaredcos_cap_v2", default_guidance=2.5, default_steps=20,
                                 d_model=256, heads=4, ff=1024, layers=6, dropout=0.1)
@@ -138,6 +145,7 @@ def preset(name: str) -> RunConfig:
         cfg.model = ModelConfig(family=name.split("-")[1], d_model=32, heads=2, ff=64, layers=1, dropout=0.0,
                                 text_tokens=8, latent_tokens=1, latent_dim=8, vae_d_model=32, vae_heads=2,
                                 vae_ff=64, vae_layers=1, vae_dropout=0.0, default_steps=4, max_steps=50,
+                                patch_frames=2 if name == "tiny-mld" else 1,
                                 beta_schedule="scaled_linear" if name == "tiny-mld" else "squaredcos_cap_v2")
         cfg.data = DataConfig(min_frames=16, on_device=True)
         cfg.train = TrainConfig(steps=20, vae_steps=20, batch_size=8, lr=2e-3, vae_lr=2e-3, warmup=0,

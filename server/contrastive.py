@@ -23,7 +23,8 @@ from torch.nn import functional as F
 from server import metrics, motion_repr
 from server.corpus import Corpus
 from server.evaluator import EVALUATOR_CONFIG, REWARD_CONFIG, TextMotionConfig, TextMotionModel
-from server.text_embeddings import TextEmbeddingCache, embed_texts
+from server.text_embeddings import sentence_embeddings
+from server.text_encoder import TextCache
 
 DEFAULT_SEEDS = {"evaluator": 1234, "reward": 271828}
 
@@ -31,7 +32,7 @@ DEFAULT_SEEDS = {"evaluator": 1234, "reward": 271828}
 @dataclass
 class TrainConfig:
     kind: str = "evaluator"  # "evaluator" | "reward"
-    epochs: int = 60
+    epochs: int = 20
     batch_size: int = 64
     lr: float = 2e-4
     weight_decay: float = 1e-2
@@ -55,15 +56,18 @@ class TrainConfig:
 
 @torch.no_grad()
 def corpus_positions(corpus: Corpus, indices: list[int], chunk: int = 65536) -> list[np.ndarray]:
-    """(T_i, 22, 3) float32 FK joint positions of the given clips."""
-    out = []
-    for i in indices:
-        a, b = int(corpus.offsets[i]), int(corpus.offsets[i + 1])
-        parts = [motion_repr.forward_kinematics(torch.as_tensor(corpus.rotations[s: min(b, s + chunk)], dtype=torch.float32),
-                                                torch.as_tensor(corpus.translation[s: min(b, s + chunk)], dtype=torch.float32))
-                 for s in range(a, b, chunk)]
-        out.append(torch.cat(parts).numpy())
-    return out
+    """(T_i, 22, 3) float32 FK joint positions of the given clips (FK runs on all their frames at once)."""
+    if not indices:
+        return []
+    frames = np.concatenate([np.arange(corpus.offsets[i], corpus.offsets[i + 1]) for i in indices])
+    pos = np.empty((len(frames), 22, 3), np.float32)
+    for s in range(0, len(frames), chunk):
+        f = frames[s: s + chunk]
+        pos[s: s + chunk] = motion_repr.forward_kinematics(
+            torch.as_tensor(corpus.rotations[f], dtype=torch.float32),
+            torch.as_tensor(corpus.translation[f], dtype=torch.float32)).numpy()
+    lengths = [int(corpus.offsets[i + 1] - corpus.offsets[i]) for i in indices]
+    return np.split(pos, np.cumsum(lengths)[:-1])
 
 
 class SplitData:
@@ -76,6 +80,7 @@ class SplitData:
         self.captions = [[texts[c.text] for c in corpus.clips[i].captions] for i in self.indices]
         self.caption_sets = [{norm_ids[metrics.normalize_caption(c.text)] for c in corpus.clips[i].captions}
                              for i in self.indices]
+        self.groups = metrics.caption_groups([[c.text for c in corpus.clips[i].captions] for i in self.indices])
 
     def __len__(self) -> int:
         return len(self.indices)
@@ -129,11 +134,11 @@ def embed_positions(model: TextMotionModel, positions: list[np.ndarray], batch_s
     return result
 
 
-def retrieval_metrics(model: TextMotionModel, data: SplitData, text_emb: torch.Tensor, text_norm: np.ndarray,
-                      seed: int, repeats: int = 5, subset: int | None = None) -> dict:
+def retrieval_metrics(model: TextMotionModel, data: SplitData, text_emb: torch.Tensor, seed: int,
+                      repeats: int = 5, subset: int | None = None) -> dict:
     """R-precision top-1/2/3 and MM-Dist on a split (one random caption per clip per repeat).
 
-    `text_norm[k]` is the normalised-caption id of text k: batches never hold one caption twice.
+    Batches hold one clip per caption group (clips sharing any caption), as in evaluation.
     """
     rng = np.random.default_rng(seed)
     idx = np.arange(len(data)) if subset is None or subset >= len(data) else rng.choice(len(data), subset, replace=False)
@@ -146,7 +151,7 @@ def retrieval_metrics(model: TextMotionModel, data: SplitData, text_emb: torch.T
     r, mm, batch = [], [], 32
     for _ in range(repeats):
         pick = np.array([data.captions[i][int(rng.integers(len(data.captions[i])))] for i in idx])
-        ids = text_norm[pick]
+        ids = data.groups[idx]
         batch = min(32, len(set(ids.tolist())))
         if batch < 2:
             break
@@ -167,7 +172,7 @@ def collect_texts(corpus: Corpus) -> list[str]:
     return sorted({c.text for clip in corpus.clips for c in clip.captions})
 
 
-def train(corpus_path: str | Path, out_dir: str | Path, cfg: TrainConfig, text_cache: TextEmbeddingCache | None = None,
+def train(corpus_path: str | Path, out_dir: str | Path, cfg: TrainConfig, text_cache: TextCache | None = None,
           encoder=None, device: str | None = None, progress: bool = True,
           log: Callable[[str], None] = print) -> dict:
     """Train one model; writes `out_dir/{model.safetensors, config.json, train_log.jsonl}`. Returns the summary."""
@@ -191,7 +196,8 @@ def train(corpus_path: str | Path, out_dir: str | Path, cfg: TrainConfig, text_c
     for t in texts:
         norm_index.setdefault(metrics.normalize_caption(t), len(norm_index))
     text_norm = np.array([norm_index[metrics.normalize_caption(t)] for t in texts])
-    sent = torch.as_tensor(embed_texts(texts, text_cache, encoder), device=device)
+    sent = torch.as_tensor(sentence_embeddings(texts, text_cache, encoder, cfg.model_config().text_encoder),
+                           device=device)
     train_data = SplitData(corpus, "train", text_index, norm_index)
     val_data = SplitData(corpus, "val", text_index, norm_index)
     if len(train_data) < 2:
@@ -257,6 +263,7 @@ def train(corpus_path: str | Path, out_dir: str | Path, cfg: TrainConfig, text_c
             pos, lengths = motion_repr.pad_positions(crops)
             feats, flen = motion_repr.features_from_positions(pos.to(device), lengths.to(device))
             positives = positives_matrix(text_norm[pick], [train_data.caption_sets[i] for i in idx])
+            positives |= train_data.groups[idx][:, None] == train_data.groups[idx][None, :]
             positives = torch.as_tensor(positives, device=device)
             text_in = sent[torch.as_tensor(pick, device=device)]
             if mcfg.negative_filter is not None:
@@ -270,15 +277,15 @@ def train(corpus_path: str | Path, out_dir: str | Path, cfg: TrainConfig, text_c
             opt.step()
             sched.step()
             step += 1
-            losses.append(float(loss))
+            losses.append(float(loss.detach()))
             bar.set_postfix(loss=f"{np.mean(losses[-20:]):.3f}")
         bar.close()
         epochs_run += 1
-        val = retrieval_metrics(model, val_data, sent, text_norm, val_seed, cfg.val_repeats)
-        tr = retrieval_metrics(model, train_data, sent, text_norm, val_seed, cfg.val_repeats,
+        val = retrieval_metrics(model, val_data, sent, val_seed, cfg.val_repeats)
+        tr = retrieval_metrics(model, train_data, sent, val_seed, cfg.val_repeats,
                               subset=max(len(val_data), 32))
         row = {"epoch": epoch + 1, "step": step, "loss": float(np.mean(losses)) if losses else float("nan"),
-               "lr": sched.get_last_lr()[0], "temperature": float(1 / model.log_inv_temperature.exp()),
+               "lr": sched.get_last_lr()[0], "temperature": float(1 / model.log_inv_temperature.detach().exp()),
                "val": val, "train_subset": tr, "seconds": round(time.time() - t_epoch, 2)}
         history.append(row)
         log_file.write(json.dumps(row) + "\n")

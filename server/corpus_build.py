@@ -24,19 +24,18 @@ from server.bvh import parse_bvh, to_skeleton_motion
 from server.corpus import Caption, Clip, write_corpus
 from server.retarget import JOINT_MAPS, RetargetError, detect_family, retarget
 from server.skeleton_motion import SkeletonMotion, drop_first_frame
-from server.sources import iter_tar_texts, read_deepmimic_json, read_li2018_csv
+from server.sources import BVH_FAMILIES, iter_tar_texts, read_deepmimic_json, read_li2018_csv
 from shared.motion import Motion, MotionError
 from shared.skeleton import FPS
 
 MIN_SECONDS = 1.0
 MIN_BONE_COS = 0.97
-CMU_UNIT = 0.056444  # CMU ASF length unit in metres
 
 # Held-out performers. CMU subjects (shared by the CMU BVH and the DeepMimic retargets of CMU).
 TEST_SUBJECTS = {"02", "13", "85", "139"}
 VAL_SUBJECTS = {"08", "16", "90"}
 # Bandai Namco names no performer per file: its takes are held out instead (set 2; set 1 is train).
-BANDAI_TEST_TAKE_MOD, BANDAI_VAL_TAKE_MOD, BANDAI_TAKE_PERIOD = 0, 3, 6
+BANDAI_TEST_TAKE_MOD, BANDAI_VAL_TAKE_MOD, BANDAI_TAKE_PERIOD = 0, 5, 10
 
 LICENCE_CMU = "CMU Graphics Lab (free for all uses; acknowledge mocap.cs.cmu.edu, NSF EIA-0196217)"
 LICENCE_BANDAI = "CC BY-NC 4.0 (Bandai Namco Research Inc.; modified)"
@@ -106,9 +105,6 @@ def _bvh_parser(scale: float, fps: float | None, drop_first: bool, end_sites: bo
     return parse
 
 
-# Length units of the CMU BVH families (cgspeed keeps CMU's ASF unit; the other two were checked
-# against a plausible leg length: retargeting itself does not depend on the unit).
-_CMU_FAMILY_SCALE = {"cgspeed-mb-31": CMU_UNIT, "daz-friendly-43": 0.01, "asf-names-31": CMU_UNIT / 5.5}
 
 
 def cmu_takes(shared: Path) -> Iterator[Take]:
@@ -123,8 +119,8 @@ def cmu_takes(shared: Path) -> Iterator[Take]:
             id=f"cmu/{trial}", source="cmu", skeleton=family, subject=subject, split=_split_for_subject(subject),
             licence=LICENCE_CMU, commercial_ok=True, captions=_cmu_captions(trial, row["description"], text),
             archive=shared / "cmu" / row["archive"], member=member,
-            parse=_bvh_parser(_CMU_FAMILY_SCALE.get(family, 1.0), 1.0 / float(row["true_kept_frame_time"]),
-                              drop_first=True, end_sites=family == "daz-friendly-43"),
+            parse=_bvh_parser(BVH_FAMILIES[family].scale, 1.0 / float(row["true_kept_frame_time"]),
+                              drop_first=BVH_FAMILIES[family].first_frame_is_added, end_sites=True),
             notes={"capture_fps": row["capture_fps"]},
         )
 
@@ -145,7 +141,8 @@ def more_takes(shared: Path, cmu_trials: set[str]) -> Iterator[Take]:
                 subject=f"li2018-{name}", split="test" if row["split"] == "test" else "train",
                 licence=LICENCE_CMU, commercial_ok=True,
                 captions=_with_paraphrases([Caption(LI2018_CAPTIONS[label], "label_template")]),
-                archive=archive, member=member, parse=lambda text: read_li2018_csv(text, skeleton_json),
+                # row 0 of every file is the converter's T-pose (it matches the cgspeed BVH's frame 0)
+                archive=archive, member=member, parse=lambda text: drop_first_frame(read_li2018_csv(text, skeleton_json)),
                 notes={"possible_duplicate_of_cmu": True},
             )
         else:
@@ -177,7 +174,7 @@ def bandai_takes(shared: Path) -> Iterator[Take]:
             id=f"bandai/{Path(row['file']).stem}", source="bandai", skeleton="bandai-namco-22",
             subject=f"{row['dataset']}-take{row['take']}", split=split, licence=LICENCE_BANDAI, commercial_ok=False,
             captions=captions, archive=archive, member=row["file"],
-            parse=_bvh_parser(0.01, float(row["fps"]), drop_first=False, end_sites=False),
+            parse=_bvh_parser(BVH_FAMILIES["bandai-namco-22"].scale, float(row["fps"]), drop_first=False, end_sites=True),
         )
 
 

@@ -26,7 +26,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from server import motion_repr
-from server.text_embeddings import DEFAULT_DIM, DEFAULT_ENCODER_ID, TextEmbeddingCache, embed_texts
+from server.text_embeddings import DEFAULT_DIM, DEFAULT_ENCODER, sentence_embeddings
 from shared.skeleton import FPS
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -41,10 +41,11 @@ class TextMotionConfig:
     hidden: int = 256  # conv/GRU width, or transformer width
     layers: int = 4  # transformer layers (convgru: GRU layers = 1)
     heads: int = 4
+    patch: int = 4  # transformer: frames per token
     dropout: float = 0.1
     max_frames: int = 200  # longer motions are cropped (training: random, evaluation: centred)
     text_dim: int = DEFAULT_DIM
-    text_encoder: str = DEFAULT_ENCODER_ID
+    text_encoder: str = DEFAULT_ENCODER  # id in server.text_encoder; its pooled embeddings
     feature_dim: int = motion_repr.FEATURE_DIM
     # training objective
     temperature: float = 0.07  # initial temperature (learnable when learn_temperature)
@@ -60,9 +61,10 @@ class TextMotionConfig:
         return TextMotionConfig(**obj)
 
 
-EVALUATOR_CONFIG = TextMotionConfig(arch="convgru", hidden=256, embed_dim=256, temperature=0.07,
+# Small on purpose: ~4 h of distinct motion (DESIGN.md section 7), and CPU training must stay possible.
+EVALUATOR_CONFIG = TextMotionConfig(arch="convgru", hidden=128, embed_dim=128, temperature=0.07,
                                     learn_temperature=True, negative_filter=None)
-REWARD_CONFIG = TextMotionConfig(arch="transformer", hidden=256, layers=4, heads=4, embed_dim=256,
+REWARD_CONFIG = TextMotionConfig(arch="transformer", hidden=128, layers=3, heads=4, patch=4, embed_dim=128,
                                  temperature=0.1, learn_temperature=False, negative_filter=0.9)
 
 
@@ -74,30 +76,33 @@ class ConvGRUMotionEncoder(nn.Module):
     def __init__(self, cfg: TextMotionConfig):
         super().__init__()
         h = cfg.hidden
-        self.conv = nn.Sequential(
-            nn.Conv1d(cfg.feature_dim, h, 4, 2, 1), nn.Dropout(cfg.dropout), nn.LeakyReLU(0.2),
-            nn.Conv1d(h, h, 4, 2, 1), nn.Dropout(cfg.dropout), nn.LeakyReLU(0.2),
-        )
+        self.conv1 = nn.Sequential(nn.Conv1d(cfg.feature_dim, h, 4, 2, 1), nn.Dropout(cfg.dropout), nn.LeakyReLU(0.2))
+        self.conv2 = nn.Sequential(nn.Conv1d(h, h, 4, 2, 1), nn.Dropout(cfg.dropout), nn.LeakyReLU(0.2))
         self.gru = nn.GRU(h, h, batch_first=True, bidirectional=True)
         self.out = nn.Sequential(nn.Linear(2 * h, h), nn.LayerNorm(h), nn.LeakyReLU(0.2), nn.Linear(h, cfg.embed_dim))
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        y = self.conv(x.transpose(1, 2)).transpose(1, 2)  # (B, T', h)
-        short = torch.div(lengths, 4, rounding_mode="floor").clamp(1, y.shape[1])
+        # each stride-2 conv keeps floor(L / 2) valid steps; zeroing the rest makes padding invisible
+        half = torch.div(lengths, 2, rounding_mode="floor")
+        y = self.conv1(x.transpose(1, 2))
+        y = y * (torch.arange(y.shape[-1], device=y.device)[None, :] < half[:, None])[:, None, :]
+        y = self.conv2(y).transpose(1, 2)  # (B, T', h)
+        short = torch.div(half, 2, rounding_mode="floor").clamp(1, y.shape[1])
         packed = nn.utils.rnn.pack_padded_sequence(y, short.cpu(), batch_first=True, enforce_sorted=False)
         _, hidden = self.gru(packed)  # (2, B, h)
         return self.out(torch.cat([hidden[0], hidden[1]], dim=-1))
 
 
 class TransformerMotionEncoder(nn.Module):
-    """TMR-style: frame pairs -> tokens, a learned summary token, pre-norm transformer encoder."""
+    """TMR-style: groups of `patch` frames -> tokens, a learned summary token, pre-norm transformer encoder."""
 
     def __init__(self, cfg: TextMotionConfig):
         super().__init__()
         d = cfg.hidden
-        self.inp = nn.Linear(2 * cfg.feature_dim, d)
+        self.patch = cfg.patch
+        self.inp = nn.Linear(cfg.patch * cfg.feature_dim, d)
         self.summary = nn.Parameter(torch.zeros(1, 1, d))
-        self.pos = nn.Parameter(torch.randn(1, cfg.max_frames // 2 + 2, d) * 0.02)
+        self.pos = nn.Parameter(torch.randn(1, cfg.max_frames // cfg.patch + 2, d) * 0.02)
         layer = nn.TransformerEncoderLayer(d, cfg.heads, 4 * d, cfg.dropout, activation="gelu",
                                            batch_first=True, norm_first=True)
         self.encoder = nn.TransformerEncoder(layer, cfg.layers, enable_nested_tensor=False)
@@ -106,12 +111,13 @@ class TransformerMotionEncoder(nn.Module):
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         b, t, c = x.shape
-        if t % 2:
-            x = torch.cat([x, torch.zeros(b, 1, c, dtype=x.dtype, device=x.device)], dim=1)
-        tokens = self.inp(x.reshape(b, -1, 2 * c))  # (B, ceil(T/2), d)
+        p = self.patch
+        if t % p:  # zero frames (as the padding) up to a whole token
+            x = torch.cat([x, torch.zeros(b, p - t % p, c, dtype=x.dtype, device=x.device)], dim=1)
+        tokens = self.inp(x.reshape(b, -1, p * c))  # (B, ceil(T / p), d)
         n = tokens.shape[1]
         tokens = torch.cat([self.summary.expand(b, 1, -1), tokens], dim=1) + self.pos[:, : n + 1]
-        valid = torch.arange(n, device=x.device)[None, :] < torch.div(lengths + 1, 2, rounding_mode="floor")[:, None]
+        valid = torch.arange(n, device=x.device)[None, :] < torch.div(lengths + p - 1, p, rounding_mode="floor")[:, None]
         pad = torch.cat([torch.zeros(b, 1, dtype=torch.bool, device=x.device), ~valid], dim=1)
         y = self.encoder(tokens, src_key_padding_mask=pad)
         return self.out(self.norm(y[:, 0]))
@@ -247,16 +253,16 @@ class TextMotionModel(nn.Module):
         return result
 
     @torch.no_grad()
-    def embed_texts(self, texts: Sequence[str] | np.ndarray, cache: TextEmbeddingCache | None = None,
-                    encoder=None) -> np.ndarray:
-        """Texts (or (N, text_dim) sentence embeddings) -> (N, E) float32."""
+    def embed_texts(self, texts: Sequence[str] | np.ndarray, cache=None, encoder=None) -> np.ndarray:
+        """Texts (or (N, text_dim) sentence embeddings) -> (N, E) float32.
+
+        `cache`: a `server.text_encoder.TextCache` (default: the encoder's default cache file);
+        texts missing from it are encoded with the encoder, loaded on demand.
+        """
         if isinstance(texts, np.ndarray) and texts.ndim == 2:
             sent = texts
         else:
-            texts = list(texts)
-            if encoder is None and (cache is None or cache.missing(texts)):
-                encoder = _default_encoder()
-            sent = embed_texts(texts, cache, encoder)
+            sent = sentence_embeddings(list(texts), cache, encoder, self.cfg.text_encoder)
         was_training = self.training
         self.eval()
         out = self.encode_text_embeddings(torch.as_tensor(sent)).cpu().numpy()
@@ -285,18 +291,6 @@ class TextMotionModel(nn.Module):
         model.load_state_dict(load_file(str(path / "model.safetensors")))
         device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         return model.to(device).eval()
-
-
-_ENCODER = None
-
-
-def _default_encoder():
-    global _ENCODER
-    if _ENCODER is None:
-        from server.text_embeddings import load_default_encoder
-
-        _ENCODER = load_default_encoder()
-    return _ENCODER
 
 
 class Evaluator(TextMotionModel):

@@ -11,8 +11,8 @@ import argparse
 import sys
 from pathlib import Path
 
-if __package__ in (None, ""):  # run as a script: make the repository root importable
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+if __package__ in (None, ""):  # run as a script: import from the repository root, not server/
+    sys.path[0] = str(Path(__file__).resolve().parent.parent)
 
 from server.security import make_client_keys, make_server_keys
 

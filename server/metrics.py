@@ -5,7 +5,8 @@ sample; nothing here knows about models. Distances are Euclidean, as in Guo et a
 
 - `r_precision`: each text ranked against the motions of its batch (top-1/2/3 hit rates).
 - `distinct_caption_batches`: batches whose captions are all different, so that a batch's
-  "mismatches" never share the query's caption (our captions repeat: "walk").
+  "mismatches" never share the query's caption (our captions repeat: "walk");
+  `caption_groups` gives the ids when clips carry several captions (paraphrases).
 - `matching_score` (MM-Dist), `frechet_distance` / `fid`, `diversity`, `multimodality`.
 - `mean_and_interval`: mean and 95% interval half-width over repeats (1.96 std / sqrt(n)).
 """
@@ -26,6 +27,32 @@ def caption_ids(texts: list[str]) -> np.ndarray:
     """Integer id per text; equal ids exactly when the normalised captions are equal."""
     table: dict[str, int] = {}
     return np.array([table.setdefault(normalize_caption(t), len(table)) for t in texts], dtype=np.int64)
+
+
+def caption_groups(captions_per_item: list[list[str]]) -> np.ndarray:
+    """Group id per item: items are grouped when they share any normalised caption (transitively).
+
+    Clips carry several captions (paraphrases of one template), so two clips whose caption
+    lists overlap describe the same thing; R-precision batches hold one item per group.
+    """
+    parent = list(range(len(captions_per_item)))
+
+    def find(a: int) -> int:
+        while parent[a] != a:
+            parent[a] = parent[parent[a]]
+            a = parent[a]
+        return a
+
+    owner: dict[str, int] = {}
+    for k, caps in enumerate(captions_per_item):
+        for text in {normalize_caption(c) for c in caps}:
+            if text in owner:
+                parent[find(k)] = find(owner[text])
+            else:
+                owner[text] = k
+    roots = [find(k) for k in range(len(captions_per_item))]
+    table: dict[int, int] = {}
+    return np.array([table.setdefault(r, len(table)) for r in roots], dtype=np.int64)
 
 
 def euclidean_distance_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:

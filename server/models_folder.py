@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 BUNDLED_DIR = Path(__file__).resolve().parent / "checkpoints"
-DEFAULT_FILE = "DEFAULT"  # server/checkpoints/DEFAULT names the bundled default checkpoint
+DEFAULT_NAME = "default"  # server/checkpoints/default/ is the bundled default ...
+DEFAULT_FILE = "DEFAULT"  # ... unless it is absent and server/checkpoints/DEFAULT names another
 CHECKPOINT_FILES = ("model.safetensors", "config.json")
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 
@@ -44,6 +45,18 @@ def is_checkpoint(path: Path) -> bool:
     return path.is_dir() and all((path / f).is_file() for f in CHECKPOINT_FILES)
 
 
+def _problem(candidate: Path, folder: Path) -> str | None:
+    """Why ``candidate`` is not a usable checkpoint inside ``folder``, or None when it is."""
+    if not _inside(candidate, folder):
+        return "leads outside its folder"
+    for f in CHECKPOINT_FILES:
+        if os.path.lexists(candidate / f) and not _inside(candidate / f, folder):
+            return f"{f} leads outside its folder"
+    if not is_checkpoint(candidate):
+        return f"lacks {' or '.join(CHECKPOINT_FILES)}"
+    return None
+
+
 def resolve_checkpoint(name: str, models_dir: Path, bundled_dir: Path = BUNDLED_DIR) -> Path:
     """The directory of checkpoint ``name``: ``models_dir/name`` first, then ``bundled_dir/name``."""
     check_name(name)
@@ -51,39 +64,37 @@ def resolve_checkpoint(name: str, models_dir: Path, bundled_dir: Path = BUNDLED_
         candidate = folder / name
         if not os.path.lexists(candidate):
             continue
-        if not _inside(candidate, folder):
-            raise CheckpointNameError(f"checkpoint {name!r} in {folder} leads outside that folder")
-        for f in CHECKPOINT_FILES:
-            if os.path.lexists(candidate / f) and not _inside(candidate / f, folder):
-                raise CheckpointNameError(f"checkpoint {name!r}: {f} leads outside {folder}")
-        if not is_checkpoint(candidate):
-            raise CheckpointNameError(f"checkpoint {name!r} in {folder} lacks {' or '.join(CHECKPOINT_FILES)}")
+        problem = _problem(candidate, folder)
+        if problem:
+            raise CheckpointNameError(f"checkpoint {name!r} in {folder} {problem}")
         return candidate.resolve()
     raise CheckpointNameError(f"no checkpoint named {name!r} in {models_dir} or {bundled_dir}")
 
 
+def _usable_names(folder: Path) -> list[str]:
+    if not folder.is_dir():
+        return []
+    return [e.name for e in folder.iterdir()
+            if NAME_PATTERN.fullmatch(e.name) and ".." not in e.name and _problem(e, folder) is None]
+
+
 def list_checkpoints(models_dir: Path, bundled_dir: Path = BUNDLED_DIR) -> list[str]:
     """Names that resolve_checkpoint accepts, sorted, each once."""
-    names = set()
-    for folder in (Path(models_dir), Path(bundled_dir)):
-        if not folder.is_dir():
-            continue
-        for entry in folder.iterdir():
-            if NAME_PATTERN.fullmatch(entry.name) and ".." not in entry.name and _inside(entry, folder) \
-                    and is_checkpoint(entry):
-                names.add(entry.name)
-    return sorted(names)
+    return sorted(set(_usable_names(Path(models_dir))) | set(_usable_names(Path(bundled_dir))))
 
 
 def default_checkpoint_name(bundled_dir: Path = BUNDLED_DIR) -> str:
-    """The bundled default: the name in ``bundled_dir/DEFAULT``, else the only bundled checkpoint."""
+    """The bundled default (as ``server.inference.default_checkpoint_dir``): ``default/``, else the name
+    in ``DEFAULT``, else the only bundled checkpoint."""
+    if is_checkpoint(Path(bundled_dir) / DEFAULT_NAME):
+        return DEFAULT_NAME
     marker = Path(bundled_dir) / DEFAULT_FILE
     if marker.is_file():
         return check_name(marker.read_text(encoding="utf-8").strip())
-    names = [p.name for p in Path(bundled_dir).iterdir() if is_checkpoint(p)] if Path(bundled_dir).is_dir() else []
+    names = _usable_names(Path(bundled_dir))
     if len(names) != 1:
-        raise CheckpointNameError(f"no {DEFAULT_FILE} file in {bundled_dir} and {len(names)} checkpoints there; "
-                                  f"pass --checkpoint NAME")
+        raise CheckpointNameError(f"no bundled default checkpoint: {bundled_dir} has no {DEFAULT_NAME}/, no "
+                                  f"{DEFAULT_FILE} file and {len(names)} checkpoints; pass --checkpoint NAME")
     return names[0]
 
 
@@ -110,14 +121,10 @@ class ModelsWatcher:
 
     def _scan(self) -> dict[str, tuple[int, ...]]:
         found = {}
-        if not self.models_dir.is_dir():
-            return found
-        for entry in self.models_dir.iterdir():
+        for name in _usable_names(self.models_dir):
             try:
-                check_name(entry.name)
-                if _inside(entry, self.models_dir) and is_checkpoint(entry):
-                    found[entry.name] = _signature(entry)
-            except (CheckpointNameError, OSError):
+                found[name] = _signature(self.models_dir / name)
+            except OSError:   # removed between listing and stat
                 continue
         return found
 

@@ -67,16 +67,14 @@ def forward_kinematics(rotations: torch.Tensor, translation: torch.Tensor,
 
 
 def pad_positions(clips: list[np.ndarray | torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-    """Stack (T_i, 22, 3) clips into (B, T_max, 22, 3), padding by repeating each clip's last frame."""
-    lengths = torch.tensor([len(c) for c in clips], dtype=torch.long)
-    t_max = int(lengths.max())
-    out = []
-    for c in clips:
-        c = torch.as_tensor(np.asarray(c) if not torch.is_tensor(c) else c, dtype=torch.float32)
-        if len(c) < t_max:
-            c = torch.cat([c, c[-1:].expand(t_max - len(c), *c.shape[1:])], dim=0)
-        out.append(c)
-    return torch.stack(out), lengths
+    """Stack (T_i, 22, 3) clips into (B, T_max, 22, 3) float32, padding by repeating each clip's last frame."""
+    lengths = np.array([len(c) for c in clips], dtype=np.int64)
+    out = np.empty((len(clips), int(lengths.max()), NUM_JOINTS, 3), dtype=np.float32)
+    for k, c in enumerate(clips):
+        c = c.detach().cpu().numpy() if torch.is_tensor(c) else np.asarray(c)
+        out[k, : len(c)] = c
+        out[k, len(c):] = c[-1]
+    return torch.from_numpy(out), torch.from_numpy(lengths)
 
 
 def heading_angle(positions: torch.Tensor) -> torch.Tensor:

@@ -24,7 +24,8 @@ import numpy as np
 import torch
 
 from server.evaluator import DEFAULT_REWARD_DIR, TextMotionModel
-from server.text_embeddings import Encoder, TextEmbeddingCache, load_default_encoder
+from server.text_embeddings import open_cache, sentence_embeddings
+from server.text_encoder import TextCache
 
 
 def _to_unit(cos):
@@ -34,21 +35,20 @@ def _to_unit(cos):
 class RewardModel:
     """r(x, c) and sim(x, x') in [0, 1] from a trained TextMotionModel (no gradients)."""
 
-    def __init__(self, model: TextMotionModel, text_cache: TextEmbeddingCache | None = None,
-                 encoder: Encoder | None = None):
+    def __init__(self, model: TextMotionModel, text_cache: TextCache | None = None, encoder=None):
         self.model = model.eval()
         for p in self.model.parameters():
             p.requires_grad_(False)
-        self.text_cache = text_cache or TextEmbeddingCache(model.cfg.text_encoder, model.cfg.text_dim)
+        self.text_cache = text_cache if text_cache is not None else open_cache(None, model.cfg.text_encoder)
         self._encoder = encoder
 
     @classmethod
     def load(cls, path: str | Path = DEFAULT_REWARD_DIR, device: str | torch.device | None = None,
-             text_cache: str | Path | TextEmbeddingCache | None = None) -> "RewardModel":
-        """Load a checkpoint folder; `text_cache` (a cache or its file) serves texts without MiniLM."""
-        if isinstance(text_cache, (str, Path)):
-            text_cache = TextEmbeddingCache.load(text_cache)
-        return cls(TextMotionModel.load(path, device), text_cache)
+             text_cache: str | Path | TextCache | None = None) -> "RewardModel":
+        """Load a checkpoint folder. Texts are looked up in `text_cache` (a `TextCache` or its file;
+        default: the encoder's default cache file) and encoded with MiniLM only when missing."""
+        model = TextMotionModel.load(path, device)
+        return cls(model, open_cache(text_cache, model.cfg.text_encoder))
 
     @property
     def device(self) -> torch.device:
@@ -56,12 +56,8 @@ class RewardModel:
 
     # --- embeddings ---------------------------------------------------------------------
     def _sentence_embeddings(self, texts: Sequence[str]) -> torch.Tensor:
-        missing = self.text_cache.missing(texts)
-        if missing:
-            if self._encoder is None:
-                self._encoder = load_default_encoder()
-            self.text_cache.add(missing, self._encoder(missing))
-        return torch.as_tensor(self.text_cache.get(list(texts)), device=self.device)
+        sent = sentence_embeddings(texts, self.text_cache, self._encoder, self.model.cfg.text_encoder)
+        return torch.as_tensor(sent, device=self.device)
 
     @torch.no_grad()
     def embed_texts(self, texts, n: int | None = None) -> torch.Tensor:

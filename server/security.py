@@ -9,6 +9,7 @@ Key folder layout (made by ``server/make_keys.py``)::
 from __future__ import annotations
 
 import ipaddress
+import os
 import shutil
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -79,7 +80,8 @@ def make_server_keys(keys_dir: Path) -> Path:
     keys_dir.mkdir(parents=True, exist_ok=True)
     public = keys_dir / f"{SERVER_NAME}.key"
     if not (keys_dir / f"{SERVER_NAME}.key_secret").exists():
-        zmq.auth.create_certificates(str(keys_dir), SERVER_NAME)
+        _, secret = zmq.auth.create_certificates(str(keys_dir), SERVER_NAME)
+        os.chmod(secret, 0o600)
     return public
 
 
@@ -92,6 +94,7 @@ def make_client_keys(keys_dir: Path, name: str) -> tuple[Path, Path]:
     clients.mkdir(parents=True, exist_ok=True)
     authorized.mkdir(parents=True, exist_ok=True)
     public, secret = (Path(p) for p in zmq.auth.create_certificates(str(clients), name))
+    os.chmod(secret, 0o600)
     shutil.copyfile(public, authorized / public.name)
     return public, secret
 

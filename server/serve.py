@@ -12,8 +12,10 @@ import signal
 import sys
 from pathlib import Path
 
-if __package__ in (None, ""):  # run as a script: make the repository root importable
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+if __package__ in (None, ""):  # run as a script: import from the repository root, not server/
+    sys.path[0] = str(Path(__file__).resolve().parent.parent)
+
+import zmq
 
 from server.models_folder import CheckpointNameError
 from server.security import InsecureBindError, KeysError
@@ -27,6 +29,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--checkpoint", help="checkpoint name (default: the bundled default)")
     parser.add_argument("--data", type=Path, default=None,
                         help=f"data folder for picks.db and models/ (default {default_data_dir()})")
+    parser.add_argument("--models", type=Path, default=None,
+                        help="folder of checkpoints that --checkpoint and reload may name (default DATA/models)")
     parser.add_argument("--device", help="torch device (default: cuda when present, else cpu)")
     parser.add_argument("--watch", action="store_true", help="load new checkpoints that appear in DATA/models")
     parser.add_argument("--watch-interval", type=float, default=2.0, help="seconds between --watch scans")
@@ -45,8 +49,9 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     config = ServiceConfig(bind=args.bind, data_dir=args.data or default_data_dir(), checkpoint=args.checkpoint,
-                           device=args.device, watch=args.watch, watch_interval_s=args.watch_interval,
-                           insecure=args.insecure, keys_dir=args.keys, max_batch_requests=max(1, args.max_batch))
+                           models=args.models, device=args.device, watch=args.watch,
+                           watch_interval_s=args.watch_interval, insecure=args.insecure, keys_dir=args.keys,
+                           max_batch_requests=max(1, args.max_batch))
     try:
         service = MotionService(config)
     except (InsecureBindError, KeysError, CheckpointNameError) as exc:
@@ -56,8 +61,8 @@ def main(argv: list[str] | None = None) -> int:
         signal.signal(sig, lambda *_: service.stop())
     try:
         service.run()
-    except KeysError as exc:
-        logging.getLogger("sopo.server").error("%s", exc)
+    except zmq.ZMQError as exc:   # the address is taken or malformed
+        logging.getLogger("sopo.server").error("cannot serve on %s: %s", args.bind, exc)
         return 2
     return 0
 

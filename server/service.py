@@ -26,7 +26,7 @@ import zmq.auth.thread
 from zmq.utils.monitor import recv_monitor_message
 
 from shared import protocol as P
-from shared.skeleton import FPS, JOINT_NAMES, PARENTS
+from shared.skeleton import JOINT_NAMES, PARENTS
 from server.models_folder import (BUNDLED_DIR, CheckpointNameError, ModelsWatcher, check_name,
                                   default_checkpoint_name, list_checkpoints, resolve_checkpoint)
 from server.picks import PickError, PicksStore
@@ -38,7 +38,6 @@ SERVER_VERSION = "0.1.0"
 DEFAULT_BIND = "tcp://127.0.0.1:5555"
 OUTBOX = "inproc://sopo-outbox-{}"
 ROUTE_JOB, ROUTE_PEER = b"job", b"peer"   # outbox routes: by request id, or straight to a peer identity
-SERVER_ONLY = ("hello_ok", "progress", "result", "error", "pick_ok", "reload_ok")
 
 Loader = Callable[[Path, str | None], Any]  # (checkpoint dir, device) -> MotionGenerator
 
@@ -57,9 +56,11 @@ def default_device() -> str:
 
 
 def load_generator(checkpoint_dir: Path, device: str | None) -> Any:
-    """The real loader: ``server.inference.MotionGenerator.load``."""
+    """The real loader: ``server.inference.MotionGenerator.load``, warmed up so the first request is not slow."""
     from server.inference import MotionGenerator
-    return MotionGenerator.load(checkpoint_dir, device=device)
+    generator = MotionGenerator.load(checkpoint_dir, device=device)
+    generator.warm_up()
+    return generator
 
 
 @dataclass
@@ -79,10 +80,11 @@ class ServiceConfig:
     max_queue: int = 256
     max_inbound_bytes: int = 1024 * 1024   # ZMQ_MAXMSGSIZE: bigger frames drop the connection
     bundled_dir: Path = BUNDLED_DIR
+    models: Path | None = None             # models folder; None: data_dir/models
 
     @property
     def models_dir(self) -> Path:
-        return Path(self.data_dir) / "models"
+        return Path(self.models) if self.models is not None else Path(self.data_dir) / "models"
 
     @property
     def db_path(self) -> Path:
@@ -133,11 +135,16 @@ class MotionService:
         self._outbox = OUTBOX.format(id(self))
         self.stats: Counter[str] = Counter()   # batches, requests, max_batch, cancelled, stopped_batches, failed
         check_bind(config.bind, config.keys_dir, config.insecure)
+        if config.keys_dir is not None:   # missing keys fail now, before the model loads
+            server_keypair(config.keys_dir)
+            authorized_dir(config.keys_dir)
         config.models_dir.mkdir(parents=True, exist_ok=True)
         self.device = config.device or default_device()
         name = config.checkpoint or default_checkpoint_name(config.bundled_dir)
         self.model = self._load(name)
         self.store = PicksStore(config.db_path)
+        # Checkpoints present now are known; --watch loads those that appear or change later.
+        self._watcher = ModelsWatcher(config.models_dir) if config.watch else None
         log.info("model %s (%s) on %s; data in %s", self.model.generator.model_id, name, self.device,
                  config.data_dir)
 
@@ -232,7 +239,7 @@ class MotionService:
         poller = zmq.Poller()
         for sock in (router, outbox, monitor):
             poller.register(sock, zmq.POLLIN)
-        watcher = ModelsWatcher(self.config.models_dir) if self.config.watch else None
+        watcher = self._watcher
         next_watch = time.monotonic() + self.config.watch_interval_s
         while not self._stop.is_set():
             events = dict(poller.poll(100))
@@ -270,14 +277,16 @@ class MotionService:
             log.info("%s on %s", name, event["endpoint"].decode(errors="replace"))
 
     def _send(self, router: zmq.Socket, identity: bytes, frames: list) -> bool:
-        """Send to a peer; False (and no error) when it is gone or not keeping up."""
+        """Send to a peer; False only when the peer is gone. A peer not keeping up loses the message."""
         try:
             router.send_multipart([identity, *frames], zmq.NOBLOCK, copy=False)
-            return True
         except zmq.ZMQError as exc:
-            if exc.errno not in (zmq.EHOSTUNREACH, zmq.EAGAIN):
+            if exc.errno == zmq.EHOSTUNREACH:
+                return False
+            if exc.errno != zmq.EAGAIN:
                 raise
-            return False
+            log.warning("client %s is not reading; a message to it was dropped", identity.hex())
+        return True
 
     def _reply(self, router: zmq.Socket, identity: bytes, message: P.Message) -> None:
         self._send(router, identity, message.encode(self.model.limits))
@@ -321,11 +330,10 @@ class MotionService:
             self._note_peer(identity, payload[0])
         limits = self.model.limits
         try:
-            msg = P.decode_message(payload, limits)
-            if msg.type in SERVER_ONLY:
-                raise P.ProtocolError(P.UNKNOWN_TYPE, f"'{msg.type}' is sent by the server, not to it", msg.id)
+            msg = P.decode_message(payload, limits, accept=P.CLIENT_TYPES)
         except P.ProtocolError as exc:
-            log.info("bad message from %s: %s", identity.hex(), exc)
+            self.stats["bad_messages"] += 1
+            log.debug("bad message from %s: %s", identity.hex(), exc)
             self._reply(router, identity, P.error(exc.code, exc.message, exc.msg_id))
             return
         try:
@@ -336,8 +344,10 @@ class MotionService:
 
     def _on_hello(self, router: zmq.Socket, identity: bytes, msg: P.Message) -> None:
         model = self.model
+        if msg.get("client"):
+            log.info("hello from %s: %s", self._peers.get(identity, identity.hex()), msg.fields["client"])
         skeleton = {"joints": list(JOINT_NAMES), "parents": [int(p) for p in PARENTS],
-                    "fps": float(getattr(model.generator, "fps", FPS))}
+                    "fps": float(model.generator.fps)}
         names = list_checkpoints(self.config.models_dir, self.config.bundled_dir)
         self._reply(router, identity, P.hello_ok(msg.id, SERVER_VERSION, names, model.generator.model_id,
                                                  model.limits, skeleton, self.device))
@@ -422,8 +432,14 @@ class MotionService:
         try:
             while not self._stop.is_set():
                 batch, carry = self._next_batch(carry)
-                if batch:
+                try:
                     self._run_batch(push, batch)
+                except Exception as exc:  # a bug here must not end the worker or strand the clients
+                    log.exception("batch failed")
+                    for job in batch:
+                        if job.state == "running":
+                            self._emit(push, job, P.error(P.INTERNAL, f"{type(exc).__name__}: {exc}",
+                                                          job.request_id), self.model.limits, True)
         finally:
             push.close(linger=1000)
 
@@ -447,12 +463,18 @@ class MotionService:
             candidates += job.n
         return batch, None
 
-    def _emit(self, push: zmq.Socket, job: Job, message: P.Message, limits: P.Limits, final: bool) -> None:
-        push.send_multipart([ROUTE_JOB, job.request_id.encode(), b"1" if final else b"0",
-                             *message.encode(limits)], copy=False)
+    def _emit(self, push: zmq.Socket, job: Job, message: P.Message | list, limits: P.Limits, final: bool) -> None:
+        """Hand a message (or its encoded frames) for ``job`` to the socket thread; ``final`` ends the job."""
+        frames = message.encode(limits) if isinstance(message, P.Message) else message
+        if final:
+            with job.lock:
+                job.state = "done"
+        push.send_multipart([ROUTE_JOB, job.request_id.encode(), b"1" if final else b"0", *frames], copy=False)
 
     def _run_batch(self, push: zmq.Socket, batch: list[Job]) -> None:
-        from server.inference import GenerationRequest
+        from server.inference import GenerationRequest, RequestError
+        if not batch:
+            return
         running = []
         for job in batch:
             with job.lock:
@@ -511,9 +533,9 @@ class MotionService:
         if failure is not None:
             self.stats["failed_batches"] += 1
             log.error("generation failed for %d requests", len(jobs), exc_info=failure)
+            code = P.BAD_FIELD if isinstance(failure, RequestError) else P.INTERNAL
             for job in jobs:
-                self._emit(push, job, P.error(P.INTERNAL, f"generation failed: {failure}", job.request_id),
-                           limits, True)
+                self._emit(push, job, P.error(code, f"generation failed: {failure}", job.request_id), limits, True)
             return
         log.info("batch of %d requests (%d candidates) in %.2f s on %s", len(jobs), sum(j.n for j in jobs),
                  time.monotonic() - started, gen.model_id)
@@ -538,4 +560,4 @@ class MotionService:
             self._emit(push, job, P.error(P.INTERNAL, f"result could not be stored or encoded: {exc}",
                                           job.request_id), limits, True)
             return
-        push.send_multipart([ROUTE_JOB, job.request_id.encode(), b"1", *frames], copy=False)
+        self._emit(push, job, frames, limits, True)

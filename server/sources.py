@@ -23,7 +23,7 @@ import io
 import json
 import os
 import tarfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
@@ -34,8 +34,7 @@ from server.skeleton_motion import SkeletonMotion, drop_first_frame
 from shared import rotations as rot
 
 __all__ = [
-    "BVH_FAMILIES", "BvhFamily", "CMU_SCALE", "DEEPMIMIC_FRAME_SIZE", "DEEPMIMIC_NAMES",
-    "LI2018_NAMES", "SkeletonMotion", "SourceError", "drop_first_frame", "iter_tar_texts",
+    "BVH_FAMILIES", "BvhFamily", "CMU_SCALE", "DEEPMIMIC_FRAME_SIZE", "DEEPMIMIC_NAMES", "LI2018_NAMES", "SkeletonMotion", "SourceError", "drop_first_frame", "iter_tar_texts",
     "read_deepmimic_json", "read_li2018_csv", "read_source_bvh",
 ]
 
@@ -85,52 +84,13 @@ class BvhFamily:
     scale: float  # file length unit -> metres
     fps: float | None  # the true rate of the files we hold; None: pass it (CMU: manifest.csv)
     first_frame_is_added: bool  # frame 0 is a converter-added T-pose / rest pose: drop it
-    joint_map: dict[str, str] = field(default_factory=dict)  # SMPL joint -> source joint, by position
 
-
-def _sided(pairs: dict[str, str], left: str, right: str) -> dict[str, str]:
-    """Expand {'{s}_hip': 'X{S}'}-style templates for both sides."""
-    out = {}
-    for smpl, src in pairs.items():
-        out[smpl.format(s="left")] = src.format(S=left)
-        out[smpl.format(s="right")] = src.format(S=right)
-    return out
-
-
-_CGSPEED_MAP = {
-    "pelvis": "Hips", "spine1": "Spine", "spine2": "Spine1", "spine3": "Neck", "neck": "Neck1",
-    "head": "Head",
-    **_sided({"{s}_hip": "{S}UpLeg", "{s}_knee": "{S}Leg", "{s}_ankle": "{S}Foot",
-              "{s}_foot": "{S}ToeBase", "{s}_collar": "{S}Shoulder", "{s}_shoulder": "{S}Arm",
-              "{s}_elbow": "{S}ForeArm", "{s}_wrist": "{S}Hand"}, "Left", "Right"),
-}
-_ASF_MAP = {
-    "pelvis": "hip", "spine1": "upperback", "spine2": "thorax", "spine3": "lowerneck",
-    "neck": "upperneck", "head": "head",
-    **_sided({"{s}_hip": "{S}femur", "{s}_knee": "{S}tibia", "{s}_ankle": "{S}foot",
-              "{s}_foot": "{S}toes", "{s}_collar": "{S}clavicle", "{s}_shoulder": "{S}humerus",
-              "{s}_elbow": "{S}radius", "{s}_wrist": "{S}wrist"}, "l", "r"),
-}
-_DAZ_MAP = {
-    "pelvis": "hip", "spine1": "abdomen", "spine2": "chest", "spine3": "chest", "neck": "neck",
-    "head": "head",
-    **_sided({"{s}_hip": "{S}Thigh", "{s}_knee": "{S}Shin", "{s}_ankle": "{S}Foot",
-              "{s}_foot": "{S}Foot_end", "{s}_collar": "{S}Collar", "{s}_shoulder": "{S}Shldr",
-              "{s}_elbow": "{S}ForeArm", "{s}_wrist": "{S}Hand"}, "l", "r"),
-}
-_BANDAI_MAP = {
-    "pelvis": "Hips", "spine1": "Spine", "spine2": "Chest", "spine3": "Chest", "neck": "Neck",
-    "head": "Head",
-    **_sided({"{s}_hip": "UpperLeg_{S}", "{s}_knee": "LowerLeg_{S}", "{s}_ankle": "Foot_{S}",
-              "{s}_foot": "Toes_{S}", "{s}_collar": "Shoulder_{S}", "{s}_shoulder": "UpperArm_{S}",
-              "{s}_elbow": "LowerArm_{S}", "{s}_wrist": "Hand_{S}"}, "L", "R"),
-}
 
 BVH_FAMILIES: dict[str, BvhFamily] = {
-    "cgspeed-mb-31": BvhFamily("cgspeed-mb-31", CMU_SCALE, None, True, _CGSPEED_MAP),
-    "daz-friendly-43": BvhFamily("daz-friendly-43", 0.01, None, True, _DAZ_MAP),
-    "asf-names-31": BvhFamily("asf-names-31", CMU_SCALE, None, False, _ASF_MAP),
-    "bandai-namco-22": BvhFamily("bandai-namco-22", 0.01, 30.0, False, _BANDAI_MAP),
+    "cgspeed-mb-31": BvhFamily("cgspeed-mb-31", CMU_SCALE, None, True),
+    "daz-friendly-43": BvhFamily("daz-friendly-43", 0.01, None, True),
+    "asf-names-31": BvhFamily("asf-names-31", CMU_SCALE, None, False),
+    "bandai-namco-22": BvhFamily("bandai-namco-22", 0.01, 30.0, False),
 }
 
 
@@ -243,6 +203,8 @@ _DM_JOINTS: tuple[tuple[str, int, str, tuple[float, float, float]], ...] = (
     ("left_toe", 11, "fixed", (0.1335, -0.0225, 0.0)),
 )
 DEEPMIMIC_NAMES: tuple[str, ...] = tuple(j[0] for j in _DM_JOINTS)
+# SMPL joint -> humanoid3d joint. No counterpart (left out): spine1 (between root and chest)
+# and the collars (the shoulders hang from the chest directly).
 DEEPMIMIC_FRAME_SIZE = 44  # duration, root pos 3, root quat 4, then the joints' DOFs in ID order
 DEEPMIMIC_SOLE_BELOW_ANKLE = 0.05  # metres
 

@@ -43,9 +43,10 @@ def cache_dir() -> Path:
     return Path(env) if env else REPO_ROOT / "data" / "cache"
 
 
-def default_cache_path(encoder_id: str) -> Path:
+def default_cache_path(encoder_id: str, root: str | Path | None = None) -> Path:
+    """<root or data/cache>/text/<encoder id>.safetensors."""
     safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in encoder_id)
-    return cache_dir() / "text" / f"{safe}.safetensors"
+    return Path(root or cache_dir()) / "text" / f"{safe}.safetensors"
 
 
 @dataclass

@@ -3,11 +3,12 @@
     python server/train_evaluator.py --kind evaluator            # -> server/checkpoints/evaluator
     python server/train_evaluator.py --kind reward               # -> server/checkpoints/reward
 
-Sentence embeddings come from `<corpus>/text_embeddings.safetensors` when it exists (texts
-missing from it are encoded with MiniLM where installed and added to it). On a machine
-without MiniLM, write the cache first where it is installed:
+Sentence embeddings come from the shared text cache (`server/text_encoder.py`; default
+`data/cache/text/all-MiniLM-L6-v2.safetensors`, or --text-cache). Captions missing from it
+are encoded with MiniLM where installed and saved into it. On a machine without MiniLM
+(the GPU box), write the cache first where it is installed and carry the file:
 
-    python server/train_evaluator.py --write-text-cache --corpus data/corpus
+    python server/text_encoder.py --corpus data/corpus
 """
 from __future__ import annotations
 
@@ -24,34 +25,23 @@ import torch  # noqa: E402
 from server.contrastive import TrainConfig, collect_texts, train  # noqa: E402
 from server.corpus import Corpus  # noqa: E402
 from server.evaluator import DEFAULT_EVALUATOR_DIR, DEFAULT_REWARD_DIR  # noqa: E402
-from server.text_embeddings import TextEmbeddingCache, embed_texts, load_default_encoder  # noqa: E402
+from server.text_embeddings import open_cache  # noqa: E402
+from server.text_encoder import TextEncoderError  # noqa: E402
 
 TINY = {"hidden": 32, "embed_dim": 32, "layers": 1, "heads": 2, "max_frames": 48, "dropout": 0.0}
 
 
-def _encoder_or_none():
+def text_cache_for(corpus_path: Path, cache_path: Path | None):
+    """The text cache holding every caption of the corpus (encoding and saving the missing ones)."""
+    cache = open_cache(cache_path)
     try:
-        return load_default_encoder()
-    except ImportError:
-        return None
-
-
-def text_cache_for(corpus_path: Path, cache_path: Path | None, write: bool) -> TextEmbeddingCache:
-    """Load (or start) the cache, encode what is missing where MiniLM is installed, save if it grew."""
-    cache_path = cache_path or corpus_path / "text_embeddings.safetensors"
-    cache = TextEmbeddingCache.load(cache_path) if cache_path.is_file() else TextEmbeddingCache()
-    texts = collect_texts(Corpus(corpus_path))
-    missing = cache.missing(texts)
-    if missing:
-        encoder = _encoder_or_none()
-        if encoder is None:
-            raise SystemExit(f"{len(missing)} captions are not in {cache_path} and MiniLM is not installed here; "
-                             f"run `python server/train_evaluator.py --write-text-cache` where it is")
-        embed_texts(missing, cache, encoder)
-        write = True
-    if write:
-        cache.save(cache_path)
-        print(f"text-embedding cache: {len(cache)} texts -> {cache_path}")
+        cache.ensure(collect_texts(Corpus(corpus_path)))
+    except TextEncoderError as exc:
+        raise SystemExit(f"{exc}\nrun `python server/text_encoder.py --corpus {corpus_path}` where MiniLM is installed "
+                         f"and pass the file with --text-cache") from None
+    saved = cache.save()
+    if saved:
+        print(f"text cache: {len(cache)} texts -> {saved}")
     return cache
 
 
@@ -69,16 +59,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--tiny", action="store_true", help="tiny model (tests and smoke runs)")
     p.add_argument("--device", default=None, help="cpu | cuda (default: cuda when available)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
-    p.add_argument("--text-cache", type=Path, default=None, help="default <corpus>/text_embeddings.safetensors")
-    p.add_argument("--write-text-cache", action="store_true", help="only write the text-embedding cache, then exit")
+    p.add_argument("--text-cache", type=Path, default=None,
+                   help="text cache file (default data/cache/text/all-MiniLM-L6-v2.safetensors)")
     p.add_argument("--no-progress", action="store_true")
     args = p.parse_args(argv)
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    cache = text_cache_for(args.corpus, args.text_cache, args.write_text_cache)
-    if args.write_text_cache:
-        return 0
+    cache = text_cache_for(args.corpus, args.text_cache)
     cfg = TrainConfig(kind=args.kind)
     for name in ("epochs", "batch_size", "lr", "seed", "max_steps"):
         if getattr(args, name) is not None:

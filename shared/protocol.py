@@ -16,7 +16,7 @@ import json
 import math
 import uuid
 from dataclasses import asdict, dataclass, field, fields as dataclass_fields
-from typing import Any, Callable
+from typing import Any, Callable, Collection
 
 import numpy as np
 
@@ -342,6 +342,9 @@ class _TypeSpec:
     arrays: tuple[tuple[str, str], ...] = ()   # (name, dtype) in frame order, all required
 
 
+CLIENT_TYPES = ("hello", "generate", "cancel", "pick", "reload")              # what a server accepts
+SERVER_TYPES = ("hello_ok", "progress", "result", "error", "pick_ok", "reload_ok")  # what a client accepts
+
 MESSAGE_TYPES: dict[str, _TypeSpec] = {
     "hello": _TypeSpec(("client",), _check_hello),
     "hello_ok": _TypeSpec(("request_id", "protocol", "server", "models", "model", "limits",
@@ -451,8 +454,11 @@ def _frame_bytes(frame: Any) -> memoryview:
     return view.cast("B") if view.ndim != 1 or view.itemsize != 1 else view
 
 
-def decode_header(frame: Any, limits: Limits | None = None) -> dict[str, Any]:
-    """Parse and check the header frame's JSON, version, type and id (not the fields)."""
+def decode_header(frame: Any, limits: Limits | None = None, accept: Collection[str] | None = None) -> dict[str, Any]:
+    """Parse and check the header frame's JSON, version, type and id (not the fields).
+
+    ``accept`` restricts the types this side takes (a server takes no ``result``).
+    """
     limits = limits or Limits()
     raw = _frame_bytes(frame)
     if len(raw) > limits.max_header_bytes:
@@ -477,20 +483,24 @@ def decode_header(frame: Any, limits: Limits | None = None) -> dict[str, Any]:
     if msg_type not in MESSAGE_TYPES:
         raise ProtocolError(UNKNOWN_TYPE, f"unknown message type {header.get('type')!r}; known: "
                             f"{sorted(MESSAGE_TYPES)}", msg_id)
+    if accept is not None and msg_type not in accept:
+        raise ProtocolError(UNKNOWN_TYPE, f"'{msg_type}' is not accepted here; send one of {sorted(accept)}",
+                            msg_id, msg_type)
     return header
 
 
-def decode_message(frames: list[Any], limits: Limits | None = None) -> Message:
+def decode_message(frames: list[Any], limits: Limits | None = None,
+                   accept: Collection[str] | None = None) -> Message:
     """Decode and validate a multipart message; raises :class:`ProtocolError` naming the problem.
 
-    Arrays are read-only views of the frames (no copy).
+    Arrays are read-only views of the frames (no copy). ``accept`` restricts the message types.
     """
     limits = limits or Limits()
     if not frames:
         raise ProtocolError(BAD_FRAMES, "empty message")
     if len(frames) > 1 + MAX_ARRAYS:
         raise ProtocolError(BAD_FRAMES, f"message has {len(frames)} frames, the limit is {1 + MAX_ARRAYS}")
-    header = decode_header(frames[0], limits)
+    header = decode_header(frames[0], limits, accept)
     msg_id, msg_type = header["id"], header["type"]
     try:
         descriptions = header.get("frames", [])

@@ -3,7 +3,8 @@
 Caption k moves one joint (a different one per caption) sinusoidally about an axis at a
 caption-specific frequency, and drifts the pelvis at a caption-specific velocity; phase,
 amplitude, length and heading are random. Sentence embeddings are fixed random unit
-vectors per caption (no MiniLM needed), written as a text-embedding cache.
+vectors per caption (no MiniLM needed), written as a text cache (`server.text_encoder`)
+at `path/text_cache.safetensors`.
 """
 from __future__ import annotations
 
@@ -12,7 +13,9 @@ from pathlib import Path
 import numpy as np
 
 from server.corpus import Caption, Clip, write_corpus
-from server.text_embeddings import TextEmbeddingCache
+import torch
+
+from server.text_encoder import TextCache, TextEmbeddings
 from shared.motion import Motion
 from shared.rotations import axis_angle_to_quat, quat_multiply
 
@@ -44,7 +47,7 @@ def synthetic_motion(k: int, rng: np.random.Generator, frames: int) -> Motion:
 
 def make_corpus(path: Path, per_caption: dict[str, int] | None = None, seed: int = 0,
                 frames: tuple[int, int] = (30, 60)) -> Path:
-    """Write the corpus and its text-embedding cache (`path/text_embeddings.safetensors`)."""
+    """Write the corpus and its text cache (`path/text_cache.safetensors`)."""
     per_caption = per_caption or {"train": 10, "val": 5, "test": 5}
     rng = np.random.default_rng(seed)
     clips, motions = [], []
@@ -57,8 +60,9 @@ def make_corpus(path: Path, per_caption: dict[str, int] | None = None, seed: int
                                   commercial_ok=True, frames=m.num_frames, captions=[Caption(text, "synthetic")]))
                 motions.append(m)
     write_corpus(path, clips, motions)
-    cache = TextEmbeddingCache()
-    emb = np.random.default_rng(99).normal(size=(len(CAPTIONS), cache.dim))
-    cache.add(CAPTIONS, emb / np.linalg.norm(emb, axis=1, keepdims=True))
-    cache.save(path / "text_embeddings.safetensors")
+    emb = np.random.default_rng(99).normal(size=(len(CAPTIONS), 384))
+    pooled = torch.as_tensor(emb / np.linalg.norm(emb, axis=1, keepdims=True), dtype=torch.float32)
+    cache = TextCache(path=path / "text_cache.safetensors")
+    cache.add(CAPTIONS, TextEmbeddings(pooled, pooled[:, None], torch.ones(len(CAPTIONS), dtype=torch.int64)))
+    cache.save()
     return path

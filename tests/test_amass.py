@@ -233,3 +233,15 @@ def test_parse_captions_format():
     caps, bad = parse_captions("a b.#a/DET b/NOUN#0.0#0.0\n\nc d#c/X d/Y#nan#nan\nbroken line\ne#e/X#1.5#4\n")
     assert caps == [("a b.", 0.0, 0.0), ("c d", 0.0, 0.0), ("e", 1.5, 4.0)]
     assert len(bad) == 1 and "broken line" in bad[0]
+
+
+def test_unusable_amass_files_are_dropped_with_reasons(tmp_path):
+    amass, hml = write_trees(tmp_path)
+    np.savez(amass / "CMU/02/02_02_poses.npz", betas=np.zeros(16), gender=np.array("male"))  # like shape.npz
+    (amass / "TotalCapture/s1/walking1_poses.npz").write_bytes(b"not an npz")
+    clips, _, dropped = load_humanml3d(amass, hml, progress=False)
+    assert {c.id for c in clips} == {"amass/000000", "amass/000002", "amass/000002#20-70"}
+    reasons = {d.split(":", 1)[0]: d for d in dropped}
+    assert "has no poses, trans, mocap_framerate" in reasons["amass/000003"]
+    assert "unreadable AMASS file walking1_poses.npz" in reasons["amass/000001"]
+    assert "unreadable AMASS file" in reasons["amass/000005"]

@@ -95,3 +95,42 @@ class SelfTransformer(nn.Module):
         for layer in self.layers:
             x = layer(x, src_key_padding_mask=padding_mask)
         return self.norm(x)
+
+
+def patchify(x: torch.Tensor, frame_mask: torch.Tensor, patch: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(B, T, D) frames -> (B, ceil(T / patch), patch * D) patches and their mask (any real frame)."""
+    B, T, D = x.shape
+    pad = (-T) % patch
+    if pad:
+        x = nn.functional.pad(x, (0, 0, 0, pad))
+        frame_mask = nn.functional.pad(frame_mask, (0, pad))
+    x = x * frame_mask[..., None]
+    n = (T + pad) // patch
+    return x.reshape(B, n, patch * D), frame_mask.reshape(B, n, patch).any(-1)
+
+
+def unpatchify(h: torch.Tensor, frames: int, patch: int) -> torch.Tensor:
+    """(B, n, patch * D) -> (B, frames, D)."""
+    B, n, PD = h.shape
+    return h.reshape(B, n * patch, PD // patch)[:, :frames]
+
+
+def patch_mask(frame_mask: torch.Tensor, patch: int) -> torch.Tensor:
+    pad = (-frame_mask.shape[1]) % patch
+    if pad:
+        frame_mask = nn.functional.pad(frame_mask, (0, pad))
+    return frame_mask.reshape(frame_mask.shape[0], -1, patch).any(-1)
+
+
+class TemporalSmoothing(nn.Module):
+    """y + conv1d(y) over time (kernel 3), zero at start; padded frames are zeroed first."""
+
+    def __init__(self, dim: int):
+        super().__init__()
+        self.conv = nn.Conv1d(dim, dim, kernel_size=3, padding=1)
+        nn.init.zeros_(self.conv.weight)
+        nn.init.zeros_(self.conv.bias)
+
+    def forward(self, y: torch.Tensor, frame_mask: torch.Tensor) -> torch.Tensor:
+        y = y * frame_mask[..., None]
+        return y + self.conv(y.transpose(1, 2)).transpose(1, 2)

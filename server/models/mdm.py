@@ -2,6 +2,7 @@
 
 Sequence = [conditioning token (timestep + pooled text), frame tokens]; every layer also
 cross-attends to the caption's token embeddings. Padded frames are masked out as keys.
+With `patch_frames` > 1, consecutive frames share one token (faster, coarser).
 """
 from __future__ import annotations
 
@@ -9,19 +10,20 @@ import torch
 from torch import nn
 
 from ..config import ModelConfig
-from .layers import CrossTransformer, ScalarEmbedding, TextConditioning, positional_table
+from .layers import CrossTransformer, ScalarEmbedding, TextConditioning, patchify, positional_table, unpatchify
 
 
 class MDMDenoiser(nn.Module):
     def __init__(self, cfg: ModelConfig, feature_dim: int):
         super().__init__()
-        d = cfg.d_model
-        self.input = nn.Linear(feature_dim, d)
-        self.register_buffer("positions", positional_table(cfg.max_frames + 1, d), persistent=False)
+        d, p = cfg.d_model, cfg.patch_frames
+        self.patch = p
+        self.input = nn.Linear(feature_dim * p, d)
+        self.register_buffer("positions", positional_table(-(-cfg.max_frames // p) + 1, d), persistent=False)
         self.time = ScalarEmbedding(d)
         self.text = TextConditioning(cfg.text_dim, d, cfg.text_tokens > 0)
         self.transformer = CrossTransformer(d, cfg.heads, cfg.ff, cfg.layers, cfg.dropout)
-        self.output = nn.Linear(d, feature_dim)
+        self.output = nn.Linear(d, feature_dim * p)
 
     def forward(self, x: torch.Tensor, t: torch.Tensor, text_pooled: torch.Tensor, text_tokens: torch.Tensor | None,
                 text_mask: torch.Tensor | None, drop: torch.Tensor, frame_mask: torch.Tensor,
@@ -30,8 +32,9 @@ class MDMDenoiser(nn.Module):
         B, T, _ = x.shape
         vec, memory, memory_pad = self.text(text_pooled, text_tokens, text_mask, drop)
         cond = (self.time(t) + vec)[:, None]
-        frames = self.input(x) + self.positions[1:T + 1]
-        seq = torch.cat([cond + self.positions[:1], frames], dim=1)
-        pad = torch.cat([torch.zeros(B, 1, dtype=torch.bool, device=x.device), ~frame_mask], dim=1)
+        patches, pmask = patchify(x, frame_mask, self.patch)
+        n = patches.shape[1]
+        seq = torch.cat([cond + self.positions[:1], self.input(patches) + self.positions[1:n + 1]], dim=1)
+        pad = torch.cat([torch.zeros(B, 1, dtype=torch.bool, device=x.device), ~pmask], dim=1)
         h = self.transformer(seq, pad, memory, memory_pad)
-        return self.output(h[:, 1:])
+        return unpatchify(self.output(h[:, 1:]), T, self.patch)

@@ -1,0 +1,36 @@
+"""generate.py end to end on the tiny checkpoint: .npz + .bvh per candidate and a preview."""
+from __future__ import annotations
+
+import numpy as np
+
+from server.bvh import bvh_to_motion, read_bvh
+from server.generate import main
+from shared.motion import Motion
+
+
+def test_generate_writes_npz_bvh_and_preview(tiny_checkpoint, tmp_path, capsys):
+    rc = main(["a person jumps forward", "-n", "2", "--seconds", "1.5", "--seed", "1", "--out", str(tmp_path),
+               "--checkpoint", str(tiny_checkpoint)])
+    assert rc == 0
+    npz = sorted(tmp_path.glob("*.npz"))
+    bvh = sorted(tmp_path.glob("*.bvh"))
+    assert [p.name for p in npz] == ["a_person_jumps_forward_0.npz", "a_person_jumps_forward_1.npz"]
+    assert len(bvh) == 2 and (tmp_path / "a_person_jumps_forward.png").stat().st_size > 1000
+    m = Motion.load(npz[0])
+    assert m.num_frames == 30 and m.fps == 20.0
+    back = bvh_to_motion(read_bvh(bvh[0]))
+    assert back.num_frames == 30
+    assert np.allclose(back.positions(), m.positions(), atol=1e-3)
+    # same seed, same files
+    main(["a person jumps forward", "-n", "2", "--seconds", "1.5", "--seed", "1", "--out", str(tmp_path / "again"),
+          "--checkpoint", str(tiny_checkpoint), "--no-preview"])
+    assert Motion.load(tmp_path / "again" / npz[0].name).allclose(m, atol=1e-6)
+    assert "seed 1" in capsys.readouterr().out
+
+
+def test_generate_bad_input_exits_with_message(tiny_checkpoint, tmp_path, capsys):
+    assert main(["walk", "--seconds", "0", "--checkpoint", str(tiny_checkpoint), "--out", str(tmp_path)]) == 2
+    assert "seconds" in capsys.readouterr().err
+    assert main(["", "--checkpoint", str(tiny_checkpoint), "--out", str(tmp_path)]) == 2
+    assert main(["walk", "--checkpoint", str(tmp_path / "missing")]) == 2
+    assert "does not exist" in capsys.readouterr().err
