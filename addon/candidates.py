@@ -61,7 +61,13 @@ def import_candidates(scene: bpy.types.Scene, *, request_id: str, prompt: str, r
                       fps: float, model: str = "", rest_joints=None, body=None) -> bpy.types.Collection:
     """Build the request's collection; rotations (n, T, 22, 4), translation (n, T, 3).
 
-    body: optional dict with "vertices", "faces", "weights" (an SMPL body from the server)."""
+    rest_joints: (22, 3) rest joints of the armature (default: the SMPL template's).
+    body: optional SMPL body, a dict with "vertices" (V, 3), "faces" (F, 3), "weights" (V, 22) and
+    "joints" (22, 3), the body's own rest joints (body.py reads one from the artist's model file).
+    A body shape changes the rest joints, so the armature is built from the body's joints, which
+    take the place of `rest_joints`: the mesh then sits on the bones and FK uses those joints. The
+    rotations and the pelvis translation are the server's as they are (translation was made for
+    the template skeleton). Without "joints", the body is taken to fit `rest_joints`."""
     rotations = np.asarray(rotations)
     translation = np.asarray(translation)
     if rotations.ndim != 4 or rotations.shape[2:] != (skeleton.NUM_JOINTS, 4):
@@ -69,20 +75,23 @@ def import_candidates(scene: bpy.types.Scene, *, request_id: str, prompt: str, r
     if translation.shape != rotations.shape[:2] + (3,):
         raise ValueError(f"translation must be {rotations.shape[:2] + (3,)}, got {translation.shape}")
     count, num_frames = rotations.shape[:2]
+    if body is not None and body.get("joints") is not None:
+        rest_joints = body["joints"]
+    data = armature.ensure_armature_data(rest_joints)
+    if body is not None:  # before the collection: a bad body raises ValueError and leaves nothing behind
+        joints = skeleton.REST_JOINTS if rest_joints is None else rest_joints
+        mesh = mannequin.body_mesh(data, body["vertices"], body["faces"], body["weights"], joints)
+    else:
+        mesh = mannequin.ensure_mannequin_mesh(data)
+
     short = " ".join(prompt.split())[:40]
     collection = bpy.data.collections.new(f"Motion: {short}" if short else "Motion")
     collection[REQUEST_KEY] = request_id
     collection["sopo_prompt"] = prompt
     collection["sopo_model"] = model
     collection["sopo_fps"] = float(fps)
+    collection["sopo_body"] = mesh["sopo_body"]
     scene.collection.children.link(collection)
-
-    data = armature.ensure_armature_data(rest_joints)
-    if body is not None:
-        joints = skeleton.REST_JOINTS if rest_joints is None else rest_joints
-        mesh = mannequin.body_mesh(data, body["vertices"], body["faces"], body["weights"], joints)
-    else:
-        mesh = mannequin.ensure_mannequin_mesh(data)
     frames = keyframes.scene_frames(scene, num_frames, fps)
     for i, x in enumerate(offsets_x(count)):
         obj = armature.new_armature_object(f"#{i + 1} {short}"[:60], data, collection, location=(x, 0.0, 0.0))

@@ -2,10 +2,12 @@
 
 The segment from joint p to its child c moves with bone p (P_c = P_p + G_p (J_c - J_p)), so
 its capsule is weighted 1.0 to bone p. The mesh is built once per rest skeleton and shared by
-every candidate (vertex group names live on the Mesh, so they are shared too). Where the server
-sends an SMPL body (vertices, faces, skinning weights from the user's SMPL model file), that
-mesh is used instead with its own weights.
+every candidate (vertex group names live on the Mesh, so they are shared too). Where the artist
+has an SMPL model file (body.py reads it locally: vertices, faces, skinning weights for a body
+shape), that mesh is used instead with its own weights, on an armature built from its joints.
 """
+import hashlib
+
 import bpy
 import numpy as np
 
@@ -133,8 +135,10 @@ def ensure_mannequin_mesh(armature: bpy.types.Armature) -> bpy.types.Mesh:
 
 
 def body_mesh(armature: bpy.types.Armature, vertices, faces, weights, rest_joints) -> bpy.types.Mesh:
-    """An SMPL body from the server: vertices (V, 3) Y-up in the SMPL rest frame, faces (F, 3),
-    skinning weights (V, 22); moved so the rest pelvis is at the armature origin."""
+    """An SMPL body (body.py reads it from the artist's model file): vertices (V, 3) Y-up in the
+    SMPL rest frame, faces (F, 3), skinning weights (V, 22); moved so the rest pelvis
+    (rest_joints[0], the joints `armature` was built from) is at the armature origin. Built once per
+    body and armature, shared by every candidate and later requests with the same body."""
     vertices = np.asarray(vertices, dtype=np.float64)
     faces = np.asarray(faces, dtype=np.int64)
     weights = np.asarray(weights, dtype=np.float64)
@@ -145,14 +149,23 @@ def body_mesh(armature: bpy.types.Armature, vertices, faces, weights, rest_joint
     if weights.shape != (len(vertices), skeleton.NUM_JOINTS):
         raise ValueError(f"body weights must be (V, 22), got {weights.shape}")
     joints = np.asarray(rest_joints, dtype=np.float64)
+    vertices = vertices - joints[0]
+    digest = hashlib.sha1()
+    for array in (vertices, faces, weights):
+        digest.update(np.ascontiguousarray(array).tobytes())
+    body_key = digest.hexdigest()[:16]
+    for mesh in bpy.data.meshes:  # the same body again (the next request): reuse it
+        if mesh.get("sopo_body") == "smpl" and mesh.get("sopo_body_key") == body_key \
+                and mesh.get(REST_KEY) == armature[REST_KEY]:
+            return mesh
     groups = {}
     for j, name in enumerate(skeleton.JOINT_NAMES):
         indices = np.nonzero(weights[:, j] > 1e-4)[0]
         if len(indices):
             groups[name] = (indices, weights[indices, j])
-    mesh = _mesh_with_groups("SMPL body", armature[REST_KEY], vertices - joints[0],
-                             [tuple(f) for f in faces.tolist()], groups)
+    mesh = _mesh_with_groups("SMPL body", armature[REST_KEY], vertices, [tuple(f) for f in faces.tolist()], groups)
     mesh["sopo_body"] = "smpl"
+    mesh["sopo_body_key"] = body_key
     return mesh
 
 

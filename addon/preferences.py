@@ -1,7 +1,9 @@
-"""Add-on preferences: where the server is, how long to wait, CURVE keys, what Pick does."""
+"""Add-on preferences: where the server is, how long to wait, CURVE keys, what Pick does, and
+the artist's own SMPL model file for a real body (read locally: see body.py)."""
 import bpy
 from bpy.props import EnumProperty, FloatProperty, IntProperty, StringProperty
 
+from . import body
 from .client import ClientError, Curve
 
 DEFAULT_ADDRESS = "tcp://127.0.0.1:5555"
@@ -32,6 +34,17 @@ class SOPO_AddonPreferences(bpy.types.AddonPreferences):
                ('DELETE', "Delete the others", "Delete the candidates that were not picked"),
                ('KEEP', "Keep all", "Leave every candidate as it is")),
         description="What happens to the other candidates when one is picked")
+    smpl_model_path: StringProperty(
+        name="SMPL model", default="", subtype='FILE_PATH', update=lambda self, context: body.reload(self),
+        description="Your SMPL model file (.npz, e.g. SMPL_NEUTRAL.npz or AMASS's SMPL-H model.npz) or a folder "
+                    "holding one: candidates then get this body instead of capsules. Read on this computer, "
+                    "never sent; a .pkl must be converted once (python -m server.body_model --to-npz)")
+    smpl_betas: StringProperty(
+        name="Betas", default="", update=lambda self, context: body.reload(self),
+        description="Body shape: the SMPL betas separated by commas (e.g. 1.5, -0.3); empty for the template body")
+    smpl_gender: EnumProperty(
+        name="Gender", default='NEUTRAL', items=body.GENDER_ITEMS, update=lambda self, context: body.reload(self),
+        description="Which model to use when the SMPL model path is a folder")
 
     def draw(self, context):
         layout = self.layout
@@ -44,6 +57,12 @@ class SOPO_AddonPreferences(bpy.types.AddonPreferences):
         col.prop(self, "server_key")
         col.prop(self, "client_key_file")
         col.prop(self, "unpicked")
+        col = layout.column(heading="Body")
+        col.prop(self, "smpl_model_path")
+        col.prop(self, "smpl_betas")
+        col.prop(self, "smpl_gender")
+        text, icon = body.describe(self)
+        col.label(text=text, icon=icon)
 
 
 def get(context=None) -> SOPO_AddonPreferences:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import bpy
 
-from . import candidates, preferences
+from . import body, candidates, preferences
 from .client import Client, ClientError, Event
 from .outbox import FILE_NAME, Outbox, OutboxError
 from .vendored import protocol as P
@@ -260,17 +260,32 @@ def _on_generate(event: Event) -> None:
 def _import_result(reply: P.Message, info: dict) -> None:
     scene = bpy.data.scenes.get(info.get("scene", "")) or bpy.context.scene
     f = reply.fields
+    smpl, problem = body.from_preferences(preferences.get())  # the artist's own body, read here
+    notes = [] if smpl is None else list(smpl.get("notes", ()))
+    build = dict(scene=scene, request_id=f["request_id"], prompt=info.get("prompt", ""),
+                 rotations=reply.arrays["rotations"], translation=reply.arrays["translation"], fps=f["fps"],
+                 model=f["model"])
     try:
-        collection = candidates.import_candidates(
-            scene, request_id=f["request_id"], prompt=info.get("prompt", ""), rotations=reply.arrays["rotations"],
-            translation=reply.arrays["translation"], fps=f["fps"], model=f["model"])
+        try:
+            collection = candidates.import_candidates(**build, body=smpl)
+        except ValueError as exc:
+            if smpl is None:
+                raise
+            problem = f"the SMPL body does not fit ({exc})"
+            collection = candidates.import_candidates(**build)
     except (ValueError, RuntimeError) as exc:
         set_status(f"Could not build the candidates: {exc}", 'ERROR')
         return
     scene.sopo_motion.candidates = collection
     n, frames = reply.arrays["rotations"].shape[:2]
     seconds = time.monotonic() - info.get("sent", time.monotonic())
-    set_status(f"{n} candidates of {frames} frames ({seconds:.1f} s): play them, then pick the best")
+    text = f"{n} candidates of {frames} frames ({seconds:.1f} s): play them, then pick the best"
+    if problem:
+        set_status(f"{text}. No SMPL body, capsules instead: {problem}", 'WARNING')
+    elif notes:
+        set_status(f"{text}. SMPL body: {'; '.join(notes)}", 'WARNING')
+    else:
+        set_status(text)
     if bpy.ops.ed.undo_push.poll():
         bpy.ops.ed.undo_push(message="Generate motion candidates")
 

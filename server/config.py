@@ -90,6 +90,7 @@ class DataConfig:
     text_cache: str = ""  # a text-embedding cache file (.safetensors); "" = data/cache/text/<encoder>.safetensors
     caption_sources: str = ""  # comma-separated Caption.source values to use; "" = all
     cache_dir: str = ""  # feature cache folder; "" = data/cache (or $SOPO_CACHE_DIR)
+    workers: int = 0  # processes computing the features once (then cached); 0 = one per CPU core
 
 
 @dataclass
@@ -118,6 +119,7 @@ class TrainConfig:
     stop_at: int = 0  # stop (saving state) after this many steps in all, VAE steps included; 0 = run to the end
     max_minutes: float = 0.0  # stop (saving state) after this much wall time; resume later; 0 = no limit
     threads: int = 0  # torch CPU threads; 0 = torch's default
+    save_dtype: str = "float32"  # checkpoint weights: float32 | float16 (half the size; loaded as float32)
     progress: bool = True  # tqdm progress bar
 
 
@@ -147,7 +149,7 @@ def preset(name: str) -> RunConfig:
                                 vae_ff=64, vae_layers=1, vae_dropout=0.0, default_steps=4, max_steps=50,
                                 patch_frames=2 if name == "tiny-mld" else 1,
                                 beta_schedule="scaled_linear" if name == "tiny-mld" else "squaredcos_cap_v2")
-        cfg.data = DataConfig(min_frames=16, on_device=True)
+        cfg.data = DataConfig(min_frames=16, on_device=True, workers=1)
         cfg.train = TrainConfig(steps=20, vae_steps=20, batch_size=8, lr=2e-3, vae_lr=2e-3, warmup=0,
                                 eval_every=10, eval_batches=1, save_every=0, log_every=5, ema_decay=0.9,
                                 progress=False)

@@ -314,8 +314,9 @@ def train(corpus_path: str | Path, out_dir: str | Path, cfg: TrainConfig, text_c
 
 
 def _score(val: dict) -> tuple:
-    """Model selection: val R@3, then R@2, R@1, then the smaller MM-Dist."""
-    return tuple(-1.0 if math.isnan(v) else v for v in (val["top3"], val["top2"], val["top1"], -val["mm_dist"]))
+    """Model selection: val R@1 + R@2 + R@3 (R@3 alone saturates), then the smaller MM-Dist."""
+    r = val["top1"] + val["top2"] + val["top3"]
+    return (-1.0, 0.0) if math.isnan(r) else (round(r, 6), -val["mm_dist"])
 
 
 def _device_name(device: str) -> str:

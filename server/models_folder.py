@@ -1,6 +1,7 @@
 """Checkpoint names: where they live, which exist, and which changed (``serve.py --watch``).
 
-A checkpoint is a directory holding ``model.safetensors`` and ``config.json``. Names are
+A checkpoint is a directory holding ``model.safetensors`` and a ``config.json`` that
+``server.checkpoint.read_config`` accepts. Names are
 looked up first in the data folder's ``models/`` (fine-tuned checkpoints) and then among
 the checkpoints bundled in ``server/checkpoints/``. A name is one plain path component:
 no separators, no ``..``, nothing absolute, and a symlink that leads outside its folder is
@@ -42,7 +43,16 @@ def _inside(path: Path, folder: Path) -> bool:
 
 
 def is_checkpoint(path: Path) -> bool:
-    return path.is_dir() and all((path / f).is_file() for f in CHECKPOINT_FILES)
+    """A motion-generator checkpoint: both files, and a config in this code's format (not, say, the
+    evaluator's or the reward model's folder beside it)."""
+    if not (path.is_dir() and all((path / f).is_file() for f in CHECKPOINT_FILES)):
+        return False
+    from server.checkpoint import CheckpointError, read_config
+    try:
+        read_config(path)
+    except CheckpointError:
+        return False
+    return True
 
 
 def _problem(candidate: Path, folder: Path) -> str | None:
@@ -53,7 +63,7 @@ def _problem(candidate: Path, folder: Path) -> str | None:
         if os.path.lexists(candidate / f) and not _inside(candidate / f, folder):
             return f"{f} leads outside its folder"
     if not is_checkpoint(candidate):
-        return f"lacks {' or '.join(CHECKPOINT_FILES)}"
+        return f"is not a motion checkpoint ({' and '.join(CHECKPOINT_FILES)} in this code's format)"
     return None
 
 

@@ -138,7 +138,8 @@ def render_gif(motion: Motion, path_gif, fps: float | None = None, step: int = 1
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Render a motion .npz as a stick-figure PNG strip or GIF.")
-    parser.add_argument("motion", type=Path, help=".npz written by Motion.save")
+    parser.add_argument("motion", help=".npz written by Motion.save, or a clip id with --corpus")
+    parser.add_argument("--corpus", type=Path, default=None, help="read clip MOTION from this corpus folder")
     parser.add_argument("--out", type=Path, required=True, help="output .png (strip) or .gif (animation)")
     parser.add_argument("--frames", type=int, default=8, help="frames in a PNG strip (default 8)")
     parser.add_argument("--title", default=None, help="title (default: the input file name)")
@@ -148,11 +149,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     if suffix not in (".png", ".gif"):
         parser.error(f"--out must end in .png or .gif, got {args.out}")
     try:
-        motion = Motion.load(args.motion)
-    except (MotionError, OSError) as exc:
+        if args.corpus is not None:
+            from server.corpus import Corpus, CorpusError
+
+            corpus = Corpus(args.corpus)
+            index = {c.id: i for i, c in enumerate(corpus.clips)}
+            if args.motion not in index:
+                raise CorpusError(f"no clip {args.motion!r} in {args.corpus}")
+            clip = corpus.clips[index[args.motion]]
+            motion = corpus.motion(index[args.motion])
+            default_title = f"{clip.id} ({clip.skeleton}): {clip.captions[0].text if clip.captions else ''}"
+        else:
+            motion = Motion.load(args.motion)
+            default_title = Path(args.motion).stem
+    except (MotionError, OSError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    title = args.motion.stem if args.title is None else args.title
+    title = default_title if args.title is None else args.title
     if suffix == ".png":
         render_strip(motion, args.out, frames=args.frames, titles=[title])
     else:

@@ -192,23 +192,34 @@ class TextCache:
                 raise TextEncoderError(f"{self.path}: cache of encoder {meta.get('encoder')!r}, not {self.encoder_id!r}")
             texts = json.loads(meta["texts"])
             pooled, tokens, lengths = f.get_tensor("pooled"), f.get_tensor("tokens"), f.get_tensor("lengths")
+            offsets = f.get_tensor("offsets") if "offsets" in f.keys() else None
         for i, text in enumerate(texts):
-            self._rows[text] = (pooled[i].float(), tokens[i, : int(lengths[i])].float())
+            n = int(lengths[i])
+            tok = tokens[int(offsets[i]):int(offsets[i]) + n] if offsets is not None else tokens[i, :n]  # v2 ragged / v1 padded
+            self._rows[text] = (pooled[i].float(), tok.float())
 
     def save(self) -> Path | None:
-        """Write the file if anything was added (atomically: a temp file, then a rename)."""
+        """Write the file if anything was added (atomically: a temp file, then a rename).
+
+        Format 2: pooled (N, dim) float32, tokens (sum of lengths, dim) float16 (ragged),
+        offsets (N + 1,) and lengths (N,) int64; metadata: encoder id and the texts (JSON list).
+        """
         if not self._dirty and self.path.is_file():
             return None
         from safetensors.torch import save_file
 
         texts = list(self._rows)
-        emb = self.lookup(texts)
+        dim = self._rows[texts[0]][0].shape[0] if texts else 0
+        lengths = torch.tensor([self._rows[t][1].shape[0] for t in texts], dtype=torch.int64)
+        offsets = torch.cat([torch.zeros(1, dtype=torch.int64), torch.cumsum(lengths, 0)])
+        pooled = torch.stack([self._rows[t][0] for t in texts]) if texts else torch.zeros(0, dim)
+        tokens = torch.cat([self._rows[t][1] for t in texts]) if texts else torch.zeros(0, dim)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_suffix(".tmp")
-        save_file({"pooled": emb.pooled.contiguous(), "tokens": emb.tokens.half().contiguous(),
-                   "lengths": emb.lengths.contiguous()}, str(tmp),
+        save_file({"pooled": pooled.float().contiguous(), "tokens": tokens.half().contiguous(),
+                   "lengths": lengths, "offsets": offsets}, str(tmp),
                   metadata={"encoder": self.encoder_id, "texts": json.dumps(texts, ensure_ascii=False),
-                            "format": "sopo-text-cache-1"})
+                            "format": "sopo-text-cache-2"})
         os.replace(tmp, self.path)
         self._dirty = False
         return self.path
@@ -216,10 +227,24 @@ class TextCache:
     def missing(self, texts) -> list[str]:
         return sorted({t for t in texts if t not in self._rows})
 
+    def subset(self, texts, path: str | Path) -> "TextCache":
+        """A new cache at `path` holding only `texts` (all must be present); saved."""
+        missing = self.missing(texts)
+        if missing:
+            raise TextEncoderError(f"{len(missing)} texts are not in the cache {self.path} (e.g. {missing[0]!r})")
+        out = TextCache(self.encoder_id, path) if not Path(path).is_file() else None
+        if out is None:
+            Path(path).unlink()
+            out = TextCache(self.encoder_id, path)
+        out._rows = {t: self._rows[t] for t in sorted(set(texts))}
+        out._dirty = True
+        out.save()
+        return out
+
     def add(self, texts: list[str], emb: TextEmbeddings) -> None:
         for i, text in enumerate(texts):
             n = int(emb.lengths[i])
-            self._rows[text] = (emb.pooled[i].float(), emb.tokens[i, :n].float())
+            self._rows[text] = (emb.pooled[i].float(), emb.tokens[i, :n].half().float())  # as stored (fp16)
         self._dirty = True
 
     def ensure(self, texts, encoder=None, batch_size: int = 256) -> None:

@@ -133,7 +133,7 @@ def train(cfg: RunConfig, command: str = "", log=print) -> Path:
     rank = int(os.environ.get("RANK", "0"))
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     want = tc.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(f"cuda:{local_rank}" if want == "cuda" and ddp else want)
+    device = torch.device(f"cuda:{local_rank}" if want == "cuda" else want)
     if device.type == "cuda":
         torch.cuda.set_device(device)
         torch.backends.cuda.matmul.allow_tf32 = True
@@ -149,6 +149,9 @@ def train(cfg: RunConfig, command: str = "", log=print) -> Path:
     np.random.seed(tc.seed + rank)
     batches_rng = torch.Generator(device=device).manual_seed(tc.seed * 1000 + rank)
     amp = tc.amp and device.type == "cuda"
+    if tc.save_dtype not in ("float32", "float16"):
+        raise ConfigError(f"train.save_dtype must be float32 or float16, got {tc.save_dtype!r}")
+    save_dtype = getattr(torch, tc.save_dtype)
     say = log if master else (lambda *a, **k: None)
     run_dir = repo_path(tc.out_dir) / tc.name
     cache_root = repo_path(dc.cache_dir) if dc.cache_dir else default_cache_dir()
@@ -158,7 +161,7 @@ def train(cfg: RunConfig, command: str = "", log=print) -> Path:
     layout = FeatureLayout(redundant=mc.redundant_features)
     if ddp and not master:
         dist.barrier()  # rank 0 computes and caches the features and text embeddings first
-    features = corpus_features(corpus, layout, cache_root, log=say)
+    features = corpus_features(corpus, layout, cache_root, log=say, workers=dc.workers)
     train_ids, val_ids = corpus.indices("train"), corpus.indices("val") or corpus.indices("test")
     mean, std = feature_stats([features[i] for i in train_ids], layout)
     captions = clip_captions(corpus, dc.caption_sources)
@@ -284,7 +287,7 @@ def train(cfg: RunConfig, command: str = "", log=print) -> Path:
                                 {"stage": stage, "step": step, "elapsed": time.time() - t_start,
                                  "latent_scale": ema.latent_scale, "history": log_data["history"],
                                  "val": log_data["val"], "config": to_dict(cfg)})
-            save_checkpoint(run_dir / "checkpoint", ema, checkpoint_info(step))
+            save_checkpoint(run_dir / "checkpoint", ema, checkpoint_info(step), dtype=save_dtype)
             (run_dir / "log.json").write_text(json.dumps(log_data, indent=1))
             plot_curves(log_data, run_dir / "curve.png")
 

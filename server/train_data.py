@@ -8,6 +8,7 @@ generator. Knows nothing of models.
 from __future__ import annotations
 
 import hashlib
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,9 +28,17 @@ class Batch:
     captions: torch.Tensor  # (B,) int64 rows of the TextTable
 
 
+def _features_of(job) -> list[np.ndarray]:
+    motions, layout = job
+    return [motion_to_features(m, layout) for m in motions]
+
+
 def corpus_features(corpus: Corpus, layout: FeatureLayout, cache_dir: Path | None = None,
-                    log=print) -> list[np.ndarray]:
-    """Features of every clip (unnormalised, float32), cached on disk by corpus fingerprint."""
+                    log=print, workers: int = 1) -> list[np.ndarray]:
+    """Features of every clip (unnormalised, float32), cached on disk by corpus fingerprint.
+
+    `workers` > 1 computes them in that many processes (0 = one per CPU, at most 16).
+    """
     path = None
     if cache_dir is not None:
         key = hashlib.sha256(f"{corpus.fingerprint}-{layout.dim}-{layout.redundant}-v1".encode()).hexdigest()[:16]
@@ -39,8 +48,18 @@ def corpus_features(corpus: Corpus, layout: FeatureLayout, cache_dir: Path | Non
                 flat, offsets = data["features"], data["offsets"]
             if len(offsets) == len(corpus) + 1:
                 return [flat[offsets[i]:offsets[i + 1]] for i in range(len(corpus))]
-    log(f"computing features of {len(corpus)} clips ...")
-    feats = [motion_to_features(corpus.motion(i), layout) for i in range(len(corpus))]
+    workers = min(workers or os.cpu_count() or 1, 16, max(1, len(corpus) // 64))
+    log(f"computing features of {len(corpus)} clips ({workers} processes) ...")
+    if workers > 1:
+        import concurrent.futures as cf
+        import multiprocessing as mp
+
+        chunks = np.array_split(np.arange(len(corpus)), workers * 4)
+        jobs = [([corpus.motion(int(i)) for i in chunk], layout) for chunk in chunks]
+        with cf.ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) as pool:
+            feats = [f for part in pool.map(_features_of, jobs) for f in part]
+    else:
+        feats = [motion_to_features(corpus.motion(i), layout) for i in range(len(corpus))]
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
         offsets = np.concatenate([[0], np.cumsum([len(f) for f in feats])]).astype(np.int64)

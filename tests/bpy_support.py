@@ -49,6 +49,28 @@ def smooth_motion(count: int = 2, frames: int = 40, seed: int = 0):
     return q.astype(np.float32), trans.astype(np.float32)
 
 
+def linear_blend_skinning(rotations, translation, vertices, weights, rest_joints=None) -> np.ndarray:
+    """(V, 3) SMPL's LBS of rest `vertices` (V, 3) with `weights` (V, 22) for one frame's rotations
+    (22, 4) and pelvis translation (3,), in the motion's Y-up space: sum_j w_j (G_j (v - J_j) + P_j)."""
+    from shared.motion import forward_kinematics, global_rotations
+
+    joints = skeleton.REST_JOINTS if rest_joints is None else np.asarray(rest_joints, dtype=np.float64)
+    G = rot.quat_to_matrix(global_rotations(rotations))  # (22, 3, 3)
+    P = forward_kinematics(rotations, translation, joints)  # (22, 3)
+    per_bone = np.einsum("jab,vjb->vja", G, np.asarray(vertices)[:, None, :] - joints[None]) + P[None]
+    return np.einsum("vj,vja->va", weights, per_bone)
+
+
+def evaluated_vertices(obj) -> np.ndarray:
+    """(V, 3) vertices of a mesh object after its modifiers, in its own space, at the current frame."""
+    evaluated = obj.evaluated_get(bpy.context.evaluated_depsgraph_get())
+    mesh = evaluated.to_mesh()
+    try:
+        return np.array([v.co for v in mesh.vertices])
+    finally:
+        evaluated.to_mesh_clear()
+
+
 @functools.lru_cache(maxsize=None)
 def built_zips() -> tuple[Path, ...]:
     """build.py's zips (with their pyzmq wheels, validated), built once per test session."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from bpy_support import bpy, reset_blender, smooth_motion
+from bpy_support import bpy, evaluated_vertices, linear_blend_skinning, reset_blender, smooth_motion
 
 from addon import armature, candidates, keyframes
 from shared.motion import forward_kinematics
@@ -114,7 +114,7 @@ def test_mannequin_is_shared_and_skinned_to_the_bones(scene):
 
 
 def test_a_server_body_mesh_deforms_by_linear_blend_skinning(scene):
-    """A skinned body (as the server would send from an SMPL model) follows SMPL's LBS exactly."""
+    """A skinned body (as body.py reads from an SMPL model file) follows SMPL's LBS exactly."""
     scene.render.fps, scene.render.fps_base = 20, 1.0
     joints = skeleton.REST_JOINTS
     parents = skeleton.PARENTS
@@ -131,16 +131,7 @@ def test_a_server_body_mesh_deforms_by_linear_blend_skinning(scene):
     obj = candidates.candidate_objects(collection)[0]
     body = obj.children[0]
     assert body.data["sopo_body"] == "smpl"
-    from shared.motion import global_rotations
-    from shared.rotations import quat_to_matrix
     k = 13
     scene.frame_set(1 + k)
-    depsgraph = bpy.context.evaluated_depsgraph_get()
-    evaluated = body.evaluated_get(depsgraph).to_mesh()
-    got = np.array([v.co for v in evaluated.vertices])
-    body.evaluated_get(depsgraph).to_mesh_clear()
-    G = quat_to_matrix(global_rotations(q[0, k]))  # (22, 3, 3)
-    P = forward_kinematics(q[0, k], t[0, k])  # (22, 3)
-    per_bone = np.einsum("jab,vjb->vja", G, vertices[:, None, :] - joints[None]) + P[None]
-    expected = np.einsum("vj,vja->va", weights, per_bone)
-    np.testing.assert_allclose(got, expected, atol=1e-5)
+    expected = linear_blend_skinning(q[0, k], t[0, k], vertices, weights, joints)
+    np.testing.assert_allclose(evaluated_vertices(body), expected, atol=1e-5)

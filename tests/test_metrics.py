@@ -90,3 +90,10 @@ def test_matching_score_and_interval():
     assert metrics.matching_score(t, m) == pytest.approx((5 + 1 + 2) / 3)
     mean, half = metrics.mean_and_interval([1.0, 2.0, 3.0, 4.0])
     assert mean == 2.5 and half == pytest.approx(1.96 * np.std([1, 2, 3, 4]) / 2)
+
+
+def test_caption_groups_join_clips_that_share_any_caption():
+    caps = [["a person walks", "someone walks"], ["Someone walks."], ["a person runs"], ["a person jogs", "a person runs"],
+            ["a person waves"]]
+    g = metrics.caption_groups(caps)
+    assert g[0] == g[1] and g[2] == g[3] and len(set(g.tolist())) == 3

@@ -1,20 +1,23 @@
 """server/models_folder.py: checkpoint names stay inside their folders; the watcher waits for stable files."""
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
 import pytest
 
+from server.checkpoint import FORMAT, FORMAT_VERSION
 from server.models_folder import (CheckpointNameError, ModelsWatcher, check_name, default_checkpoint_name,
                                   list_checkpoints, resolve_checkpoint)
 from server.security import is_loopback_endpoint
 
 
-def _checkpoint(folder: Path, text: str = "{}") -> Path:
+def _checkpoint(folder: Path, step: int = 0) -> Path:
     folder.mkdir(parents=True)
     (folder / "model.safetensors").write_bytes(b"weights")
-    (folder / "config.json").write_text(text)
+    (folder / "config.json").write_text(json.dumps({"format": FORMAT, "format_version": FORMAT_VERSION,
+                                                    "step": step}))
     return folder
 
 
@@ -36,10 +39,12 @@ def test_resolve_prefers_models_then_bundled_and_refuses_escapes(tmp_path):
     os.symlink(outside / "secret" / "config.json", models / "file-out" / "config.json")
     os.symlink(models / "mine", models / "link-in")
     (models / "empty").mkdir()
+    _checkpoint(models / "evaluator")
+    (models / "evaluator" / "config.json").write_text('{"kind": "evaluator"}')   # another model's folder
     assert resolve_checkpoint("mine", models, bundled) == (models / "mine").resolve()
     assert resolve_checkpoint("default", models, bundled) == (bundled / "default").resolve()
     assert resolve_checkpoint("link-in", models, bundled) == (models / "mine").resolve()
-    for bad in ("link-out", "file-out", "empty", "absent", "../outside/secret"):
+    for bad in ("link-out", "file-out", "empty", "evaluator", "absent", "../outside/secret"):
         with pytest.raises(CheckpointNameError):
             resolve_checkpoint(bad, models, bundled)
     assert list_checkpoints(models, bundled) == ["default", "link-in", "mine"]
@@ -64,11 +69,12 @@ def test_watcher_reports_new_and_changed_checkpoints_once_stable(tmp_path):
     assert watcher.poll() is None                      # seen once: maybe still being written
     assert watcher.poll() == "new"
     assert watcher.poll() is None
-    (tmp_path / "old" / "config.json").write_text('{"step": 2}')
+    (tmp_path / "old" / "config.json").write_text(json.dumps({"format": FORMAT, "format_version": FORMAT_VERSION,
+                                                               "step": 2}))
     assert watcher.poll() is None
     assert watcher.poll() == "old"
     (tmp_path / "half").mkdir()
-    (tmp_path / "half" / "config.json").write_text("{}")   # no weights yet: not a checkpoint
+    (tmp_path / "half" / "config.json").write_text((tmp_path / "old" / "config.json").read_text())  # no weights yet
     assert watcher.poll() is None and watcher.poll() is None
 
 

@@ -62,7 +62,7 @@ def test_hello_generate_progress_result_pick_round_trip(server):
     with server.client() as client:
         hello = client.hello("pytest")
         f = hello.fields
-        assert f["protocol"] == P.PROTOCOL_VERSION and f["models"] == ["tiny"] and f["device"] == "cpu"
+        assert f["protocol"] == P.PROTOCOL_VERSION and "tiny" in f["models"] and f["device"] == "cpu"
         assert f["skeleton"]["parents"][:3] == [-1, 0, 0] and len(f["skeleton"]["joints"]) == 22
         limits = P.Limits.from_dict(f["limits"])
         gen = server.service.model.generator
@@ -357,7 +357,14 @@ def test_kill_9_of_the_server_during_picks_loses_no_acknowledged_pick(tmp_path, 
             assert client.hello().type == "hello_ok"
             result = client.generate("a person walks forward", n=4, **FAST)
             client.timeout, client.retries = 10.0, 0
-            killer = threading.Timer(1.0, server.kill9)
+
+            def kill_mid_stream() -> None:   # after 30 acknowledged picks, while the next is in flight
+                deadline = time.monotonic() + 60
+                while len(acked) < 30 and time.monotonic() < deadline:
+                    time.sleep(0.002)
+                server.kill9()
+
+            killer = threading.Thread(target=kill_mid_stream)
             killer.start()
             try:
                 for i in range(100_000):
@@ -369,7 +376,7 @@ def test_kill_9_of_the_server_during_picks_loses_no_acknowledged_pick(tmp_path, 
                 pass
             killer.join()
         assert server.proc.returncode == -signal.SIGKILL, server.log()[-2000:]
-        assert len(acked) > 10, (len(acked), server.log()[-2000:])
+        assert len(acked) >= 30, (len(acked), server.log()[-2000:])
     finally:
         server.stop()
     with PicksStore(data / "picks.db") as store:
