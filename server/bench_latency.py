@@ -21,7 +21,9 @@ from pathlib import Path
 
 import torch
 
-if __package__ in (None, ""):
+if __package__ in (None, ""):  # run as a script: import from the repository root, and not from server/
+    # (server/diffusion.py would shadow the peers' top-level `diffusion` package)
+    sys.path = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from server.inference import GenerationRequest, MotionGenerator, default_checkpoint_dir

@@ -23,11 +23,48 @@ class SamplingCancelled(RuntimeError):
 # --- schedulers -------------------------------------------------------------------------------
 
 def train_scheduler(cfg: ModelConfig):
-    """The forward process used in training (DDPM betas; only `add_noise` and alphas are used)."""
-    from diffusers.schedulers.scheduling_ddpm import DDPMScheduler
+    """The forward process used in training (DDPM betas; only `add_noise` and alphas are used).
 
+    diffusers' DDPMScheduler; where diffusers is not installed (a lent GPU machine), the same
+    forward process from `ForwardProcess` (tests check that the two agree exactly).
+    """
+    try:
+        from diffusers.schedulers.scheduling_ddpm import DDPMScheduler
+    except ImportError:
+        return ForwardProcess(cfg.train_timesteps, cfg.beta_schedule)
     return DDPMScheduler(num_train_timesteps=cfg.train_timesteps, beta_schedule=cfg.beta_schedule,
                          prediction_type="sample", clip_sample=False)
+
+
+class ForwardProcess:
+    """q(x_t | x_0) with diffusers' default betas (0.0001 to 0.02) for training without diffusers."""
+
+    def __init__(self, num_train_timesteps: int, beta_schedule: str, beta_start: float = 0.0001,
+                 beta_end: float = 0.02):
+        import math
+        from types import SimpleNamespace
+
+        T = num_train_timesteps
+        if beta_schedule == "linear":
+            betas = torch.linspace(beta_start, beta_end, T, dtype=torch.float32)
+        elif beta_schedule == "scaled_linear":
+            betas = torch.linspace(beta_start ** 0.5, beta_end ** 0.5, T, dtype=torch.float32) ** 2
+        elif beta_schedule == "squaredcos_cap_v2":
+            def abar(t):
+                return math.cos((t + 0.008) / 1.008 * math.pi / 2) ** 2
+
+            betas = torch.tensor([min(1 - abar((i + 1) / T) / abar(i / T), 0.999) for i in range(T)],
+                                 dtype=torch.float32)
+        else:
+            raise ValueError(f"unknown beta_schedule {beta_schedule!r}")
+        self.config = SimpleNamespace(num_train_timesteps=T, beta_schedule=beta_schedule, prediction_type="sample")
+        self.betas = betas
+        self.alphas_cumprod = torch.cumprod(1.0 - betas, dim=0)
+
+    def add_noise(self, original_samples: torch.Tensor, noise: torch.Tensor, timesteps: torch.Tensor) -> torch.Tensor:
+        a = self.alphas_cumprod.to(device=original_samples.device, dtype=original_samples.dtype)[timesteps.long()]
+        shape = (-1,) + (1,) * (original_samples.ndim - 1)
+        return a.sqrt().reshape(shape) * original_samples + (1 - a).sqrt().reshape(shape) * noise
 
 
 def sampling_scheduler(cfg: ModelConfig, sampler: str | None = None):

@@ -69,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
         generator = MotionGenerator.load(path, device=args.device)
         gen = evaluation.generator_fn(generator, args.batch_size, args.guidance, args.steps)
         rows.append(evaluation.evaluate_generator(
-            str(ckpt), evaluator, gen, test, args.repeats, args.seed, args.mm_repeats, args.mm_captions,
+            f"default ({path.name})" if ckpt == "default" else str(ckpt), evaluator, gen, test, args.repeats, args.seed, args.mm_repeats, args.mm_captions,
             args.mm_generations, texts=texts, progress=bar))
         del generator
         if torch.cuda.is_available():

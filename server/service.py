@@ -553,7 +553,8 @@ class MotionService:
                            p["seed"], p["steps"], p["guidance"])
         try:
             frames = message.encode(limits)
-            self.store.save_result(job.request_id, job.fields["prompt"], p, gen.model_id, p["seed"],
+            stored = {**p, "family": gen.family} if getattr(gen, "family", None) else p  # finetune.py checks it
+            self.store.save_result(job.request_id, job.fields["prompt"], stored, gen.model_id, p["seed"],
                                    rotations, translation, float(gen.fps))
         except (P.ProtocolError, PickError) as exc:
             log.error("result %s not sent: %s", job.request_id, exc)

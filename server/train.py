@@ -187,8 +187,10 @@ def train(cfg: RunConfig, command: str = "", log=print) -> Path:
         return b, table(b.captions.to(table.pooled.device)).to(device)
 
     # --- model, EMA, noise schedule ---------------------------------------------------------------
+    torch.manual_seed(tc.seed)  # the same initial weights on every rank (EMA copies included)
     model = build_model(mc, mean, std).to(device)
     ema = copy.deepcopy(model).eval().requires_grad_(False)
+    torch.manual_seed(tc.seed + rank)
     scheduler = train_scheduler(mc)
     counts = model.parameter_counts()
     say(f"model {mc.family}: " + ", ".join(f"{k} {v / 1e6:.2f}M" for k, v in counts.items()) + f"; device {device}"

@@ -8,6 +8,7 @@ generator. Knows nothing of models.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -147,7 +148,12 @@ class MotionBank:
 def describe(corpus: Corpus) -> dict:
     """Training-data facts recorded in checkpoints."""
     train = [corpus.clips[i] for i in corpus.indices("train")]
+    info = {}
+    splits = corpus.path / "splits.json"
+    if splits.is_file():
+        info = json.loads(splits.read_text()).get("info", {}) or {}
     return {"fingerprint": corpus.fingerprint, "path": str(corpus.path),
+            "source_fingerprint": info.get("source_fingerprint", corpus.fingerprint),
             "licences": sorted({c.licence for c in train}),
             "commercial_ok": all(c.commercial_ok for c in train),
             "train_clips": len(train),

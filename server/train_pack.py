@@ -7,13 +7,15 @@ the text cache do not fit. A pack keeps only what training reads:
   `Motion.mirror()`, exactly as the corpus build made them): quaternions as int16 (step 3e-5,
   renormalised on unpacking), pelvis positions as int32 tenths of a millimetre, both delta
   coded over time and deflated;
-- the caption embeddings (a text cache holding only these captions).
+- the caption embeddings of these clips: token embeddings as int8 with one scale per dimension
+  (about 1% relative error, cosine >= 0.998), pooled embeddings as float16.
 
-    python server/train_pack.py pack --corpus data/corpus --out data/pack      # here (~30-45 MB)
+    python server/train_pack.py pack --corpus data/corpus --out data/pack      # here (~38 MB)
     python server/train_pack.py unpack --pack data/pack --out data/corpus      # on the GPU machine
 
-Unpacking writes an ordinary corpus folder (plus `data/pack/text_cache.safetensors` for
-`--data.text_cache`); its `splits.json` records the source corpus's fingerprint.
+Unpacking writes an ordinary corpus folder, whose `splits.json` records the source corpus's
+fingerprint, and the text cache where train.py looks by default
+(`data/cache/text/<encoder>.safetensors`). It refuses to overwrite either without --force.
 """
 from __future__ import annotations
 
@@ -25,12 +27,14 @@ from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
+import torch
+from safetensors.torch import save_file
 
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from server.corpus import Clip, Corpus, write_corpus
-from server.text_encoder import DEFAULT_ENCODER, TextCache, default_cache_path
+from server.text_encoder import DEFAULT_ENCODER, TextCache, TextEmbeddings, default_cache_path
 from shared import rotations as rot
 from shared.motion import Motion
 
@@ -64,7 +68,13 @@ def pack(corpus_dir: str | Path, out: str | Path, encoder_id: str = DEFAULT_ENCO
     texts = sorted({c.text for i in keep for c in corpus.clips[i].captions})
     cache = TextCache(encoder_id, text_cache or default_cache_path(encoder_id))
     cache.ensure(texts)
-    cache.subset(texts, out / "text_cache.safetensors")
+    emb = cache.lookup(texts)
+    mask = emb.token_mask()
+    tokens = emb.tokens[mask]  # (sum of lengths, dim), ragged
+    scale = tokens.abs().amax(0).clamp_min(1e-8) / 127.0  # per dimension: BERT has a few large dimensions
+    save_file({"pooled": emb.pooled.half().contiguous(), "tokens_int8": torch.round(tokens / scale).clamp(-127, 127)
+               .to(torch.int8).contiguous(), "token_scale": scale.float().contiguous(), "lengths": emb.lengths.contiguous()},
+              str(out / "text.safetensors"), metadata={"encoder": encoder_id, "texts": json.dumps(texts, ensure_ascii=False)})
     (out / "pack.json").write_text(json.dumps({"format": PACK_FORMAT, "source_fingerprint": corpus.fingerprint,
                                                "source": str(corpus.path), "splits": list(splits),
                                                "clips": len(keep), "stored_motions": len(stored),
@@ -72,11 +82,39 @@ def pack(corpus_dir: str | Path, out: str | Path, encoder_id: str = DEFAULT_ENCO
     return out
 
 
-def unpack(pack_dir: str | Path, out: str | Path) -> Path:
+def unpack_text(pack_dir: Path, cache_path: Path) -> TextCache:
+    """The pack's caption embeddings (int8 tokens, float16 pooled; about 1% error) as a text cache file."""
+    from safetensors import safe_open
+
+    with safe_open(str(pack_dir / "text.safetensors"), framework="pt") as f:
+        meta = f.metadata()
+        pooled, tokens = f.get_tensor("pooled").float(), f.get_tensor("tokens_int8").float() * f.get_tensor("token_scale")
+        lengths = f.get_tensor("lengths")
+    texts = json.loads(meta["texts"])
+    offsets = torch.cat([torch.zeros(1, dtype=torch.int64), torch.cumsum(lengths, 0)])
+    padded = torch.zeros(len(texts), int(lengths.max()) if len(texts) else 1, tokens.shape[-1])
+    for i in range(len(texts)):
+        padded[i, :int(lengths[i])] = tokens[int(offsets[i]):int(offsets[i + 1])]
+    if cache_path.is_file():
+        cache_path.unlink()
+    cache = TextCache(meta["encoder"], cache_path)
+    cache.add(texts, TextEmbeddings(pooled, padded, lengths))
+    cache.save()
+    return cache
+
+
+def unpack(pack_dir: str | Path, out: str | Path, text_cache: str | Path | None = None, force: bool = False) -> Path:
+    """Rebuild a corpus folder at `out` and the text cache (default: data/cache/text/<encoder>.safetensors)."""
     pack_dir = Path(pack_dir)
     info = json.loads((pack_dir / "pack.json").read_text())
     if info.get("format") != PACK_FORMAT:
         raise ValueError(f"{pack_dir}: not a {PACK_FORMAT} pack")
+    if (Path(out) / "motions.npz").is_file() and not force:
+        raise FileExistsError(f"{out} already holds a corpus; unpacking (lossy) would replace it: pass --force")
+    cache_path = Path(text_cache) if text_cache else default_cache_path(info["encoder"])
+    if cache_path.is_file() and not force:
+        raise FileExistsError(f"{cache_path} exists; unpacking would replace it: pass --force or --text-cache")
+    unpack_text(pack_dir, cache_path)
     with np.load(pack_dir / "motions.npz", allow_pickle=False) as data:
         qd, pd, lengths, ids = data["quat_delta"], data["pos_delta"], data["lengths"], data["ids"]
     motions: dict[str, Motion] = {}
@@ -109,13 +147,16 @@ def main(argv=None) -> int:
     u = sub.add_parser("unpack")
     u.add_argument("--pack", default="data/pack")
     u.add_argument("--out", default="data/corpus")
+    u.add_argument("--text-cache", default=None, help="where to write the caption embeddings "
+                   "(default data/cache/text/<encoder>.safetensors, which train.py reads)")
+    u.add_argument("--force", action="store_true", help="replace an existing corpus / text cache")
     args = ap.parse_args(argv)
     if args.cmd == "pack":
         out = pack(args.corpus, args.out, args.encoder, args.text_cache)
         size = sum(f.stat().st_size for f in out.iterdir()) / 2 ** 20
         print(f"pack {out}: {size:.1f} MiB")
     else:
-        out = unpack(args.pack, args.out)
+        out = unpack(args.pack, args.out, args.text_cache, args.force)
         print(f"corpus {out}: {len(Corpus(out))} clips")
     return 0
 

@@ -34,3 +34,17 @@ def test_generate_bad_input_exits_with_message(tiny_checkpoint, tmp_path, capsys
     assert main(["", "--checkpoint", str(tiny_checkpoint), "--out", str(tmp_path)]) == 2
     assert main(["walk", "--checkpoint", str(tmp_path / "missing")]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_bundled_default_checkpoint_generates(tmp_path):
+    import pytest
+
+    from server.inference import GenerationRequest, MotionGenerator, default_checkpoint_dir
+
+    folder = default_checkpoint_dir()
+    if not (folder / "config.json").is_file():
+        pytest.skip(f"no bundled default checkpoint at {folder}")
+    assert sum(f.stat().st_size for f in folder.iterdir()) < 30 * 2 ** 20
+    gen = MotionGenerator.load(folder, device="cpu")
+    [(rot, trans)] = gen.generate([GenerationRequest("a person walks forward", n=1, seconds=2, seed=0)])
+    assert rot.shape == (1, 40, 22, 4) and np.isfinite(trans).all()

@@ -273,3 +273,17 @@ def test_real_presets_are_a_few_million_parameters(name):
     model = build_model(preset(name).model)
     total = model.parameter_counts()["total"]
     assert 2e6 < total < 8e6  # fp32 weights < 32 MB
+
+
+@pytest.mark.parametrize("schedule", ["scaled_linear", "squaredcos_cap_v2", "linear"])
+def test_forward_process_without_diffusers_matches_diffusers(schedule):
+    from diffusers.schedulers.scheduling_ddpm import DDPMScheduler
+
+    from server.diffusion import ForwardProcess
+
+    ours = ForwardProcess(1000, schedule)
+    theirs = DDPMScheduler(num_train_timesteps=1000, beta_schedule=schedule, prediction_type="sample")
+    assert torch.allclose(ours.alphas_cumprod, theirs.alphas_cumprod, rtol=1e-6, atol=1e-7)
+    x0, noise = torch.randn(4, 7, 5), torch.randn(4, 7, 5)
+    t = torch.tensor([0, 10, 500, 999])
+    assert torch.allclose(ours.add_noise(x0, noise, t), theirs.add_noise(x0, noise, t), atol=1e-6)

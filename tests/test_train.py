@@ -86,3 +86,14 @@ def test_ddp_two_cpu_processes_gloo(tiny_corpus, tiny_cache_dir, tmp_path):
     log = json.loads((tmp_path / "ddp" / "log.json").read_text())
     assert log["world_size"] == 2
     assert (tmp_path / "ddp" / "checkpoint" / "model.safetensors").is_file()
+
+
+def test_training_works_without_diffusers(tiny_corpus, tiny_cache_dir, tmp_path, monkeypatch):
+    """The lent GPU machines have no diffusers: training falls back to the same forward process."""
+    from server.diffusion import ForwardProcess, train_scheduler
+    from server.config import preset
+
+    monkeypatch.setitem(sys.modules, "diffusers.schedulers.scheduling_ddpm", None)  # import now fails
+    assert isinstance(train_scheduler(preset("tiny-mld").model), ForwardProcess)
+    ckpt = train_tiny("mld", tiny_corpus, tiny_cache_dir, tmp_path, "nodiff", **{"train.steps": 3, "train.vae_steps": 3})
+    assert (ckpt / "model.safetensors").is_file()

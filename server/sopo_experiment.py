@@ -1,0 +1,310 @@
+"""SoPo vs its baselines on our evaluator: base, SFT, offline DPO, online DPO, SoPo; equal budgets; 3 seeds.
+
+Preferences come from (a) the corpus (the paper's setting: dataset motions preferred; the
+DPO losers from the model) and (b) simulated picks (server/simulate_picks.py's rule, made
+in-process from the base model: the same DB rows a server writes). Every method gets the
+same number of optimizer steps and pairs per step; each (source, method, seed) run is
+fine-tuned, then scored on the test split with the evaluator (the same captions and noise
+seeds for every row of a seed: paired), and written to `<out>/results/*.json` so an
+interrupted run resumes where it stopped. `<out>/results.md` holds the table: per method
+the mean over seeds of each metric (each seed: the mean over `--eval-repeats` repeats) ±
+the 95% interval over seeds.
+
+On a CPU, a check that everything runs (minutes; numbers meaningless):
+
+    python server/sopo_experiment.py run --quick --out runs/sopo_quick
+
+On the GPU box (no diffusers, MiniLM or pyzmq there; text embeddings travel in a file):
+
+    python server/sopo_experiment.py pack --corpus data/corpus --out data/sopo_pack       # here, ~40 MB
+    # carry data/sopo_pack and .whl (diffusers wheel) to the GPU machine, then there:
+    python3 -m pip install -q --no-index --no-deps --target /tmp/site .whl/*.whl && export PYTHONPATH=/tmp/site
+    python3 server/train_pack.py unpack --pack data/sopo_pack --out data/corpus
+    python3 server/sopo_experiment.py run --text-cache data/sopo_pack/text_cache.safetensors \
+        --out runs/sopo_exp --steps 300 --batch-size 64 --seeds 0,1,2 --max-minutes 9
+    # (re-run the same command until it reports nothing left; then copy runs/sopo_exp/results.md back)
+
+`--tau/--beta/--scale/--k/--lr` change the loss for every method (a sweep: another --out).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from server import evaluation, metrics  # noqa: E402
+from server.evaluator import DEFAULT_EVALUATOR_DIR, DEFAULT_REWARD_DIR  # noqa: E402
+from server.sopo import METHODS  # noqa: E402
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SOURCES = ("corpus", "picks")
+TABLE_METRICS = ("top1", "top2", "top3", "fid", "mm_dist", "diversity")
+METHOD_NAMES = {"base": "Base", "sft": "SFT", "offline-dpo": "Offline DPO", "online-dpo": "Online DPO",
+                "sopo": "SoPo"}
+
+
+def parse_list(text: str) -> list[str]:
+    return [t.strip() for t in text.split(",") if t.strip()]
+
+
+def pack_cmd(args) -> int:
+    from server.train_pack import pack
+
+    out = pack(args.corpus, args.out, text_cache=args.text_cache, splits=("train", "val", "test"))
+    size = sum(f.stat().st_size for f in out.iterdir()) / 2 ** 20
+    print(f"pack {out}: {size:.1f} MiB (train, val and test clips + every caption's text embedding)")
+    return 0
+
+
+def _seed_means(row: dict) -> dict[str, float]:
+    """A row's per-metric mean over its repeats."""
+    return {k: float(np.mean(v)) for k, v in row["metrics"].items() if len(v)}
+
+
+def run_cmd(args) -> int:
+    import torch
+
+    from server.checkpoint import load_checkpoint
+    from server.finetune_report import EvalSettings, evaluate_models, load_eval_context
+    from server.inference import default_checkpoint_dir
+    from server.preference_training import FinetuneConfig, FinetuneInputs, finetune
+    from server.simulate_picks import ArtistRule, corpus_prompts, simulate_in_process
+    from server.text_encoder import DEFAULT_ENCODER, TextCache, default_cache_path
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.quick:
+        args.steps, args.batch_size, args.sim_captions, args.sim_n = 2, 4, 8, 2
+        args.eval_repeats, args.seeds = 1, args.seeds if args.seeds_given else "0"
+        args.eval_max_clips = args.eval_max_clips or 32
+        args.corpus_clips = args.corpus_clips or 64
+        if args.sim_none_below is None:
+            args.sim_none_below = -1e9
+    if args.sim_none_below is None:
+        args.sim_none_below = ArtistRule().none_below
+    seeds = [int(s) for s in parse_list(args.seeds)]
+    methods = parse_list(args.methods)
+    sources = parse_list(args.sources)
+    bad = [m for m in methods if m not in METHODS] + [s for s in sources if s not in SOURCES]
+    if bad:
+        sys.exit(f"sopo_experiment.py: unknown methods/sources {bad}")
+    out = Path(args.out)
+    (out / "results").mkdir(parents=True, exist_ok=True)
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    base = Path(args.base) if args.base else default_checkpoint_dir()
+    text_cache = TextCache(DEFAULT_ENCODER, args.text_cache or default_cache_path(DEFAULT_ENCODER))
+    t_start = time.time()
+
+    def out_of_time() -> bool:
+        return bool(args.max_minutes) and time.time() - t_start > 60 * args.max_minutes
+
+    settings = EvalSettings(evaluator=Path(args.evaluator), corpus=Path(args.corpus), text_cache=text_cache,
+                            repeats=args.eval_repeats, max_clips=args.eval_max_clips, device=device)
+    context = load_eval_context(settings)
+    test = context[1]
+    print(f"test split: {len(test)} clips, R-precision batches of {test.r_batch}; device {device}", flush=True)
+    base_model, info = load_checkpoint(base, device)
+
+    real_path = out / "results" / "real.json"
+    if not real_path.exists():
+        row = evaluation.evaluate_real(context[0], test, max(args.eval_repeats, 2), 0, context[2])
+        real_path.write_text(json.dumps(row))
+
+    for seed in seeds:  # the base model, scored with each seed's captions and noise
+        path = out / "results" / f"base-s{seed}.json"
+        if not path.exists():
+            settings.seed = seed
+            row = evaluate_models([("base", base_model)], info, settings, device, context=context)[0]
+            path.write_text(json.dumps({"source": "-", "method": "base", "seed": seed, "row": row}))
+
+    db = out / "picks.db"
+    if "picks" in sources and not db.exists():
+        from server.preference_data import CachedTextConditioner
+        from server.corpus import Corpus
+        from server.inference import MotionGenerator
+        from server.reward import RewardModel
+
+        reward = RewardModel.load(args.reward, device, text_cache=text_cache)
+        gen = MotionGenerator(base_model, info, torch.device(device), base)
+        gen.text = CachedTextConditioner(text_cache, device)
+        prompts = corpus_prompts(Corpus(args.corpus), args.sim_captions, "train", seed=1234)
+        t0 = time.time()
+        tmp = db.with_suffix(".tmp.db")
+        for f in out.glob("picks.tmp.db*"):
+            f.unlink()
+        rule = ArtistRule(none_below=args.sim_none_below)
+        summary = simulate_in_process(gen, tmp, prompts, reward, rule, n=args.sim_n, seed=1234)
+        tmp.rename(db)
+        for suffix in ("-wal", "-shm"):
+            Path(str(tmp) + suffix).unlink(missing_ok=True)
+        summary.pop("log")
+        (out / "simulated_picks.json").write_text(json.dumps({**summary, "rule": asdict(rule),
+                                                              "seconds": round(time.time() - t0, 1)}, indent=1))
+        print(f"simulated picks: {summary}", flush=True)
+
+    left = []
+    for source in sources:
+        for method in methods:
+            for seed in seeds:
+                name = f"{source}-{method}-s{seed}"
+                path = out / "results" / f"{name}.json"
+                if path.exists():
+                    continue
+                if out_of_time():
+                    left.append(name)
+                    continue
+                cfg = FinetuneConfig(method=method, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
+                                     warmup=args.warmup, beta=args.beta, tau=args.tau, C=args.C, scale=args.scale,
+                                     k=args.k, corpus_clips=args.corpus_clips, seed=seed, device=device,
+                                     progress=False, log_every=max(1, args.steps // 20))
+                inputs = FinetuneInputs(base=base, picks=db if source == "picks" else None,
+                                        corpus=Path(args.corpus), corpus_clips=source == "corpus",
+                                        reward=Path(args.reward), text_cache=Path(text_cache.path),
+                                        models_dirs=[base.parent])
+                t0 = time.time()
+                res = finetune(cfg, inputs, out / "checkpoints" / name, command=f"sopo_experiment {name}",
+                               log=None, keep_models=True)
+                train_s = time.time() - t0
+                settings.seed = seed
+                row = evaluate_models([(name, res.policy)], info, settings, device, context=context)[0]
+                path.write_text(json.dumps({"source": source, "method": method, "seed": seed, "row": row,
+                                            "train_seconds": round(train_s, 1),
+                                            "eval_seconds": round(time.time() - t0 - train_s, 1),
+                                            "final": res.history[-1], "summary": res.summary}, default=str))
+                print(f"{name}: {train_s:.0f} s training; " + ", ".join(
+                    f"{k} {v:.4f}" for k, v in _seed_means(row).items() if k in TABLE_METRICS), flush=True)
+                del res
+                if device.startswith("cuda"):
+                    torch.cuda.empty_cache()
+    table = write_table(out, args)
+    print(table)
+    if left:
+        print(f"out of time: {len(left)} runs left ({', '.join(left[:6])}{' ...' if len(left) > 6 else ''}); "
+              "run the same command again", flush=True)
+    return 0
+
+
+def collect(out: Path) -> tuple[dict | None, dict[tuple[str, str], list[dict]]]:
+    groups: dict[tuple[str, str], list[dict]] = {}
+    real = None
+    for f in sorted((out / "results").glob("*.json")):
+        obj = json.loads(f.read_text())
+        if f.name == "real.json":
+            real = obj
+            continue
+        groups.setdefault((obj["source"], obj["method"]), []).append(obj)
+    return real, groups
+
+
+def _cell(values: list[float], digits: int = 3) -> str:
+    if not values:
+        return "-"
+    mean, ci = metrics.mean_and_interval(values)
+    return f"{mean:.{digits}f}±{ci:.{digits}f}" if len(values) > 1 else f"{mean:.{digits}f}"
+
+
+def write_table(out: Path, args=None) -> str:
+    real, groups = collect(out)
+    head = ["Preferences", "Method", "seeds", "Top-1 ↑", "Top-2 ↑", "Top-3 ↑", "FID ↓", "MM-Dist ↓", "Diversity →",
+            "MM-Dist vs base", "train s/run"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    if real is not None:
+        s = _seed_means(real)
+        lines.append("| - | Real | - | " + " | ".join(f"{s[k]:.3f}" if k in s else "-" for k in TABLE_METRICS)
+                     + " | - | - |")
+    base_runs = {r["seed"]: _seed_means(r["row"]) for r in groups.get(("-", "base"), [])}
+    order = [("-", "base")] + [(s, m) for s in SOURCES for m in ("sft", "offline-dpo", "online-dpo", "sopo")]
+    for key in order:
+        runs = groups.get(key)
+        if not runs:
+            continue
+        means = [_seed_means(r["row"]) for r in runs]
+        cells = [_cell([m[k] for m in means if k in m]) for k in TABLE_METRICS]
+        rel = [(m["mm_dist"] - base_runs[r["seed"]]["mm_dist"]) / base_runs[r["seed"]]["mm_dist"]
+               for r, m in zip(runs, means) if r["seed"] in base_runs and key[1] != "base"]
+        rel_cell = "-" if not rel else f"{100 * np.mean(rel):+.2f}%"
+        train_s = [r.get("train_seconds") for r in runs if r.get("train_seconds") is not None]
+        train_cell = f"{np.mean(train_s):.0f}" if train_s else "-"
+        lines.append(f"| {key[0]} | {METHOD_NAMES[key[1]]} | {len(runs)} | " + " | ".join(cells)
+                     + f" | {rel_cell} | {train_cell} |")
+    example = next((r for k, runs in groups.items() if k[1] != "base" for r in runs), None)
+    notes = ["", "Each cell: mean over fine-tuning seeds (each seed: the mean over its evaluation repeats) ± 95% "
+             "interval over seeds (1.96 std / sqrt(n)). MM-Dist vs base: mean paired relative change (same "
+             "captions and noise per seed). Same optimizer steps and batch size for every method."]
+    if example is not None:
+        hp = example["summary"]["hyperparameters"]
+        notes.append(f"Settings: {hp['steps']} steps x batch {hp['batch_size']}, lr {hp['lr']:g}, beta {hp['beta']:g}, "
+                     f"tau {hp['tau']:g}, C {hp['C']:g}, T*w(t) {hp['scale']:g}, K {example['summary']['k']}, "
+                     f"device {example['summary']['device']}, base {example['summary']['base_name']}.")
+    sim = out / "simulated_picks.json"
+    if sim.exists():
+        s = json.loads(sim.read_text())
+        notes.append(f"Simulated picks: {s['captions']} captions, {s['chosen']} chosen, {s['none_good']} none-good "
+                     f"(rule: reward - skate/penetration penalties, {json.dumps(s['rule'])}).")
+    if args is not None:
+        notes.append("Command: python server/sopo_experiment.py " + " ".join(sys.argv[1:]))
+    text = "\n".join(lines + notes) + "\n"
+    (out / "results.md").write_text(text)
+    return text
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="cmd", required=True)
+    pk = sub.add_parser("pack", help="corpus (all splits) + text cache for the GPU box")
+    pk.add_argument("--corpus", type=Path, default=REPO_ROOT / "data" / "corpus")
+    pk.add_argument("--out", type=Path, default=REPO_ROOT / "data" / "sopo_pack")
+    pk.add_argument("--text-cache", type=Path, default=None)
+    r = sub.add_parser("run", help="fine-tune and evaluate (resumable)")
+    r.add_argument("--base", type=Path, default=None, help="default: the bundled default checkpoint")
+    r.add_argument("--corpus", type=Path, default=REPO_ROOT / "data" / "corpus")
+    r.add_argument("--text-cache", type=Path, default=None)
+    r.add_argument("--reward", type=Path, default=DEFAULT_REWARD_DIR)
+    r.add_argument("--evaluator", type=Path, default=DEFAULT_EVALUATOR_DIR)
+    r.add_argument("--out", type=Path, default=REPO_ROOT / "runs" / "sopo_experiment")
+    r.add_argument("--methods", default="sft,offline-dpo,online-dpo,sopo")
+    r.add_argument("--sources", default="corpus,picks")
+    r.add_argument("--seeds", default=None)
+    r.add_argument("--steps", type=int, default=300)
+    r.add_argument("--batch-size", type=int, default=64)
+    r.add_argument("--lr", type=float, default=1e-5)
+    r.add_argument("--warmup", type=int, default=10)
+    r.add_argument("--beta", type=float, default=1.0)
+    r.add_argument("--tau", type=float, default=0.45)
+    r.add_argument("--C", type=float, default=2.0)
+    r.add_argument("--scale", type=float, default=1.0)
+    r.add_argument("--k", type=int, default=0)
+    r.add_argument("--corpus-clips", type=int, default=0)
+    r.add_argument("--sim-captions", type=int, default=512)
+    r.add_argument("--sim-n", type=int, default=4)
+    r.add_argument("--sim-none-below", type=float, default=None,
+                   help="simulated artist: 'none are good' below this score (default 0.4; --quick: never)")
+    r.add_argument("--eval-repeats", type=int, default=5)
+    r.add_argument("--eval-max-clips", type=int, default=None)
+    r.add_argument("--device", default=None)
+    r.add_argument("--threads", type=int, default=0)
+    r.add_argument("--max-minutes", type=float, default=0.0, help="start no new run after this long (resume later)")
+    r.add_argument("--quick", action="store_true", help="a CPU check: 2 steps, batch 4, 1 seed, 32 test clips")
+    t = sub.add_parser("table", help="rewrite results.md from the results folder")
+    t.add_argument("--out", type=Path, default=REPO_ROOT / "runs" / "sopo_experiment")
+    args = p.parse_args(argv)
+    if args.cmd == "pack":
+        return pack_cmd(args)
+    if args.cmd == "table":
+        print(write_table(args.out))
+        return 0
+    args.seeds_given = args.seeds is not None
+    args.seeds = args.seeds or "0,1,2"
+    return run_cmd(args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

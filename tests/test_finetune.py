@@ -1,0 +1,70 @@
+"""End to end: a real server, simulated picks over real sockets, finetune.py on its picks DB, reload."""
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+import torch
+
+from preference_support import text_cache_file, train_tiny_text_motion
+from server import finetune, simulate_picks
+from server.client import MotionClient
+from server.picks import export_preferences
+from server.server_process import ServerProcess
+
+torch.set_num_threads(1)
+
+
+@pytest.mark.slow
+def test_simulated_picks_then_finetune_then_server_reloads(tmp_path, tiny_checkpoint, tiny_corpus, tiny_cache_dir):
+    reward = train_tiny_text_motion(tiny_corpus, tiny_cache_dir, tmp_path / "reward", "reward")
+    evaluator = train_tiny_text_motion(tiny_corpus, tiny_cache_dir, tmp_path / "evaluator", "evaluator")
+    cache = str(text_cache_file(tiny_cache_dir))
+    data = tmp_path / "data"
+    shutil.copytree(tiny_checkpoint, data / "models" / "tiny")
+    with ServerProcess(data, "--checkpoint", "tiny", "--log-level", "INFO") as server:
+        rc = simulate_picks.main(["--server", server.endpoint, "--captions", "6", "--corpus", str(tiny_corpus),
+                                  "--n", "3", "--steps", "2", "--reward", str(reward), "--text-cache", cache,
+                                  "--none-below", "-1000", "--log", str(tmp_path / "sim.json")])
+        assert rc == 0
+        records = export_preferences(data / "picks.db")  # what the server stored from the real messages
+        assert len(records) == 6 and all(r.chosen is not None and len(r.rejected) == 2 for r in records)
+        assert {r.model_id for r in records} == {"tiny-mld"} and all(r.params["family"] == "mld" for r in records)
+        sim = json.loads((tmp_path / "sim.json").read_text())
+        assert all(e["chosen"] == max(range(3), key=lambda i: e["score"][i]) for e in sim["log"])
+
+        out = data / "models" / "tuned"
+        rc = finetune.main(["--picks", str(data / "picks.db"), "--method", "sopo", "--base", str(tiny_checkpoint),
+                            "--out", str(out), "--steps", "2", "--batch-size", "4", "--sample-steps", "2",
+                            "--reward", str(reward), "--evaluator", str(evaluator), "--eval-corpus", str(tiny_corpus),
+                            "--eval-repeats", "1", "--text-cache", cache, "--device", "cpu", "--no-progress",
+                            "--log-every", "1", "--server", server.endpoint])
+        assert rc == 0
+        with MotionClient(server.endpoint, timeout=60) as client:
+            hello = client.hello("pytest")
+            assert hello.fields["model"] == "tuned" and "tuned" in hello.fields["models"]
+            result = client.generate("a person walks forward", n=1, seconds=1.0, steps=2, seed=3)
+            assert result.model == "tuned" and result.rotations.shape == (1, 20, 22, 4)
+        assert "reloaded: model tuned" in server.log()
+
+    config = json.loads((out / "config.json").read_text())
+    ft = config["extra"]["finetune"]
+    assert config["name"] == "tuned" and config["step"] == 20 + 2
+    assert ft["method"] == "sopo" and ft["number_of_picks"] == 6 and ft["base_name"] == "tiny-mld"
+    assert ft["hyperparameters"]["tau"] == 0.45 and ft["hyperparameters"]["C"] == 2.0 and ft["k"] == 2
+    log = json.loads((out / "finetune_log.json").read_text())
+    assert [h["step"] for h in log["history"]] == [1, 2]
+    assert {"rewards/chosen", "rewards/rejected", "rewards/margins", "rewards/accuracies",
+            "frac_loser_above_tau", "loss"} <= set(log["history"][0])
+    report = (out / "report.md").read_text()
+    assert "Evaluator metrics before / after" in report and "| base |" in report and "| tuned |" in report
+    assert (out / "curves.png").stat().st_size > 1000
+
+
+def test_finetune_cli_refuses_and_reload_only_needs_a_server(tmp_path, tiny_checkpoint, capsys):
+    rc = finetune.main(["--picks", str(tmp_path / "nope.db"), "--base", str(tiny_checkpoint),
+                        "--out", str(tmp_path / "o"), "--eval-repeats", "0"])
+    assert rc == 2 and "refused: no picks database" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        finetune.main(["--reload", "x"])
