@@ -51,6 +51,12 @@ METHOD_NAMES = {"base": "Base", "sft": "SFT", "offline-dpo": "Offline DPO", "onl
                 "sopo": "SoPo"}
 
 
+def method_name(label: str) -> str:
+    if label.startswith("sopo-tau"):
+        return f"SoPo (tau {label[len('sopo-tau'):]})"
+    return METHOD_NAMES.get(label, label)
+
+
 def parse_list(text: str) -> list[str]:
     return [t.strip() for t in text.split(",") if t.strip()]
 
@@ -150,11 +156,17 @@ def run_cmd(args) -> int:
                                                               "seconds": round(time.time() - t0, 1)}, indent=1))
         print(f"simulated picks: {summary}", flush=True)
 
+    variants = []  # (method, tau, label): SoPo once per --sopo-taus value
+    for method in methods:
+        if method == "sopo" and args.sopo_taus:
+            variants += [(method, float(t), f"sopo-tau{float(t):g}") for t in parse_list(args.sopo_taus)]
+        else:
+            variants.append((method, args.tau, method))
     left = []
     for source in sources:
-        for method in methods:
+        for method, tau, label in variants:
             for seed in seeds:
-                name = f"{source}-{method}-s{seed}"
+                name = f"{source}-{label}-s{seed}"
                 path = out / "results" / f"{name}.json"
                 if path.exists():
                     continue
@@ -162,7 +174,7 @@ def run_cmd(args) -> int:
                     left.append(name)
                     continue
                 cfg = FinetuneConfig(method=method, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
-                                     warmup=args.warmup, beta=args.beta, tau=args.tau, C=args.C, scale=args.scale,
+                                     warmup=args.warmup, beta=args.beta, tau=tau, C=args.C, scale=args.scale,
                                      k=args.k, corpus_clips=args.corpus_clips, seed=seed, device=device,
                                      progress=False, log_every=max(1, args.steps // 20))
                 inputs = FinetuneInputs(base=base, picks=db if source == "picks" else None,
@@ -175,7 +187,7 @@ def run_cmd(args) -> int:
                 train_s = time.time() - t0
                 settings.seed = seed
                 row = evaluate_models([(name, res.policy)], info, settings, device, context=context)[0]
-                path.write_text(json.dumps({"source": source, "method": method, "seed": seed, "row": row,
+                path.write_text(json.dumps({"source": source, "method": label, "seed": seed, "row": row,
                                             "train_seconds": round(train_s, 1),
                                             "eval_seconds": round(time.time() - t0 - train_s, 1),
                                             "final": res.history[-1], "summary": res.summary}, default=str))
@@ -214,14 +226,16 @@ def _cell(values: list[float], digits: int = 3) -> str:
 def write_table(out: Path, args=None) -> str:
     real, groups = collect(out)
     head = ["Preferences", "Method", "seeds", "Top-1 ↑", "Top-2 ↑", "Top-3 ↑", "FID ↓", "MM-Dist ↓", "Diversity →",
-            "MM-Dist vs base", "train s/run"]
+            "MM-Dist vs base", "losers r>=tau", "train s/run"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     if real is not None:
         s = _seed_means(real)
         lines.append("| - | Real | - | " + " | ".join(f"{s[k]:.3f}" if k in s else "-" for k in TABLE_METRICS)
-                     + " | - | - |")
+                     + " | - | - | - |")
     base_runs = {r["seed"]: _seed_means(r["row"]) for r in groups.get(("-", "base"), [])}
-    order = [("-", "base")] + [(s, m) for s in SOURCES for m in ("sft", "offline-dpo", "online-dpo", "sopo")]
+    rank = {"sft": 0, "offline-dpo": 1, "online-dpo": 2}
+    order = [("-", "base")] + sorted((k for k in groups if k[0] != "-"),
+                                     key=lambda k: (SOURCES.index(k[0]) if k[0] in SOURCES else 9, rank.get(k[1], 3), k[1]))
     for key in order:
         runs = groups.get(key)
         if not runs:
@@ -233,16 +247,20 @@ def write_table(out: Path, args=None) -> str:
         rel_cell = "-" if not rel else f"{100 * np.mean(rel):+.2f}%"
         train_s = [r.get("train_seconds") for r in runs if r.get("train_seconds") is not None]
         train_cell = f"{np.mean(train_s):.0f}" if train_s else "-"
-        lines.append(f"| {key[0]} | {METHOD_NAMES[key[1]]} | {len(runs)} | " + " | ".join(cells)
-                     + f" | {rel_cell} | {train_cell} |")
+        frac = [r["final"]["frac_loser_above_tau"] for r in runs if "frac_loser_above_tau" in r.get("final", {})]
+        frac_cell = f"{np.mean(frac):.2f}" if frac else "-"
+        lines.append(f"| {key[0]} | {method_name(key[1])} | {len(runs)} | " + " | ".join(cells)
+                     + f" | {rel_cell} | {frac_cell} | {train_cell} |")
     example = next((r for k, runs in groups.items() if k[1] != "base" for r in runs), None)
     notes = ["", "Each cell: mean over fine-tuning seeds (each seed: the mean over its evaluation repeats) ± 95% "
              "interval over seeds (1.96 std / sqrt(n)). MM-Dist vs base: mean paired relative change (same "
-             "captions and noise per seed). Same optimizer steps and batch size for every method."]
+             "captions and noise per seed). Same optimizer steps and batch size for every method. losers r>=tau: "
+             "share of online losers whose reward is >= tau in the last logging window (SoPo trains those pairs on "
+             "the preferred term only)."]
     if example is not None:
         hp = example["summary"]["hyperparameters"]
         notes.append(f"Settings: {hp['steps']} steps x batch {hp['batch_size']}, lr {hp['lr']:g}, beta {hp['beta']:g}, "
-                     f"tau {hp['tau']:g}, C {hp['C']:g}, T*w(t) {hp['scale']:g}, K {example['summary']['k']}, "
+                     f"tau {hp['tau']:g} (SoPo rows may name another), C {hp['C']:g}, T*w(t) {hp['scale']:g}, K {example['summary']['k']}, "
                      f"device {example['summary']['device']}, base {example['summary']['base_name']}.")
     sim = out / "simulated_picks.json"
     if sim.exists():
@@ -279,6 +297,8 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--warmup", type=int, default=10)
     r.add_argument("--beta", type=float, default=1.0)
     r.add_argument("--tau", type=float, default=0.45)
+    r.add_argument("--sopo-taus", default="", help="run SoPo once per tau, e.g. 0.45,0.95 (our reward's scale: "
+                   "matched text-motion pairs score ~0.98, mismatched ~0.5)")
     r.add_argument("--C", type=float, default=2.0)
     r.add_argument("--scale", type=float, default=1.0)
     r.add_argument("--k", type=int, default=0)

@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import shutil
 
+import numpy as np
 import pytest
 import torch
 
@@ -68,3 +69,31 @@ def test_finetune_cli_refuses_and_reload_only_needs_a_server(tmp_path, tiny_chec
     assert rc == 2 and "refused: no picks database" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         finetune.main(["--reload", "x"])
+
+
+def test_experiment_table_means_intervals_and_paired_change(tmp_path):
+    from server import sopo_experiment
+
+    def row(mm, top1):
+        return {"metrics": {"top1": [top1, top1], "mm_dist": [mm, mm + 0.02], "fid": [1.0], "top2": [0.5],
+                            "top3": [0.6], "diversity": [2.0]}}
+
+    res = tmp_path / "results"
+    res.mkdir()
+    for seed, (base_mm, sopo_mm) in enumerate([(3.0, 2.9), (3.2, 3.0), (3.1, 3.1)]):
+        (res / f"base-s{seed}.json").write_text(json.dumps({"source": "-", "method": "base", "seed": seed,
+                                                            "row": row(base_mm, 0.4)}))
+        (res / f"corpus-sopo-tau0.95-s{seed}.json").write_text(json.dumps(
+            {"source": "corpus", "method": "sopo-tau0.95", "seed": seed, "row": row(sopo_mm, 0.5),
+             "final": {"frac_loser_above_tau": 0.25}, "train_seconds": 10.0,
+             "summary": {"hyperparameters": {"steps": 5, "batch_size": 4, "lr": 1e-5, "beta": 1.0, "tau": 0.95,
+                                             "C": 2.0, "scale": 1.0}, "k": 2, "device": "cpu", "base_name": "b"}}))
+    table = sopo_experiment.write_table(tmp_path)
+    lines = {line.split("|")[2].strip(): line for line in table.splitlines() if line.startswith("| ")}
+    sopo_cells = [c.strip() for c in lines["SoPo (tau 0.95)"].split("|")[1:-1]]
+    means = [2.91, 3.01, 3.11]  # per seed: the mean over its repeats
+    mean, ci = 3.01, 1.96 * float(np.std(means)) / np.sqrt(3)
+    assert sopo_cells[7] == f"{mean:.3f}±{ci:.3f}" and sopo_cells[3] == "0.500±0.000"
+    paired = np.mean([(2.91 - 3.01) / 3.01, (3.01 - 3.21) / 3.21, (3.11 - 3.11) / 3.11])
+    assert sopo_cells[9] == f"{100 * paired:+.2f}%" and sopo_cells[10] == "0.25"
+    assert (tmp_path / "results.md").read_text() == table
