@@ -12,7 +12,7 @@ import csv
 import json
 import time
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -243,14 +243,19 @@ def process_take(take: Take, text: str | None) -> tuple[Motion | None, dict]:
     return motion, entry
 
 
-def _clip(take: Take, motion: Motion, entry: dict, mirrored: bool = False) -> Clip:
-    captions = [Caption(cap.swap_left_right(c.text), c.source) for c in take.captions] if mirrored else list(take.captions)
+def _clip(take: Take, motion: Motion, entry: dict) -> Clip:
     return Clip(
-        id=take.id + ("~m" if mirrored else ""), source=take.source, skeleton=entry["skeleton"], subject=take.subject,
+        id=take.id, source=take.source, skeleton=entry["skeleton"], subject=take.subject,
         take=take.id, split=take.split, licence=take.licence, commercial_ok=take.commercial_ok,
-        frames=motion.num_frames, captions=captions, mirrored=mirrored,
+        frames=motion.num_frames, captions=list(take.captions),
         quality={k: entry[k] for k in ("bone_cos_mean", "skating", "penetration_frac") if k in entry},
     )
+
+
+def _mirrored(clip: Clip) -> Clip:
+    """The left/right mirrored copy's metadata: id + "~m", "left" and "right" swapped in every caption."""
+    return replace(clip, id=clip.id + "~m", mirrored=True,
+                   captions=[Caption(cap.swap_left_right(c.text), c.source) for c in clip.captions])
 
 
 def summarize(clips: list[Clip]) -> dict:
@@ -315,16 +320,20 @@ def build_corpus(out: Path, shared: Path | None = None, amass: Path | None = Non
     clips: list[Clip] = []
     motions: list[Motion] = []
     entries: list[dict] = []
+
+    def add(clip: Clip, motion: Motion) -> None:
+        clips.append(clip)
+        motions.append(motion)
+        if mirror and clip.split == "train":
+            clips.append(_mirrored(clip))
+            motions.append(motion.mirror())
+
     for take, text in tqdm(iter_texts(takes), total=len(takes), desc="retargeting", unit="take", disable=not progress):
         motion, entry = process_take(take, text)
         entries.append(entry)
         if motion is None:
             continue
-        clips.append(_clip(take, motion, entry))
-        motions.append(motion)
-        if mirror and take.split == "train":
-            clips.append(_clip(take, motion.mirror(), entry, mirrored=True))
-            motions.append(motion.mirror())
+        add(_clip(take, motion, entry), motion)
 
     if amass is not None or humanml3d is not None:
         if amass is None or humanml3d is None:
@@ -333,13 +342,7 @@ def build_corpus(out: Path, shared: Path | None = None, amass: Path | None = Non
         a_clips, a_motions, a_dropped = load_humanml3d(amass, humanml3d, progress=progress)
         if not commercial_safe:
             for clip, motion in zip(a_clips, a_motions):
-                clips.append(clip)
-                motions.append(motion)
-                if mirror and clip.split == "train":
-                    m = Clip(**{**clip.__dict__, "id": clip.id + "~m", "mirrored": True,
-                                "captions": [Caption(cap.swap_left_right(c.text), c.source) for c in clip.captions]})
-                    clips.append(m)
-                    motions.append(motion.mirror())
+                add(clip, motion)
         entries += [{"id": "amass", "source": "amass", "skeleton": "smpl", "dropped": r} for r in a_dropped]
 
     if not clips:

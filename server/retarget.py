@@ -295,7 +295,7 @@ def global_to_local(G: np.ndarray) -> np.ndarray:
 # ----------------------------------------------------------------------------------------------
 # Quality
 
-# bones whose direction is solved exactly (primary directions); the others follow from them
+# the 21 SMPL bones as (parent, child), for the bone-direction quality measure
 BONES: tuple[tuple[int, int], ...] = tuple((int(PARENTS[j]), j) for j in range(1, NUM_JOINTS))
 
 
