@@ -138,10 +138,10 @@ def preset(name: str) -> RunConfig:
     if name == "mld":
         cfg.model = ModelConfig(family="mld", beta_schedule="scaled_linear", default_guidance=3.0, default_steps=4,
                                 d_model=192, heads=4, ff=768, layers=4, dropout=0.1,
-                                latent_tokens=4, latent_dim=64, vae_d_model=192, vae_heads=4, vae_ff=768,
+                                latent_tokens=2, latent_dim=64, vae_d_model=192, vae_heads=4, vae_ff=768,
                                 vae_layers=3, patch_frames=4)
-        cfg.train = TrainConfig(name="mld", batch_size=256, lr=3e-4, vae_lr=3e-4, vae_steps=9000, steps=7000,
-                                eval_every=1000, save_every=2000, log_every=250, save_dtype="float16")
+        cfg.train = TrainConfig(name="mld", batch_size=256, lr=3e-4, vae_lr=3e-4, vae_steps=4500, steps=4500,
+                                eval_every=1500, save_every=0, log_every=250, save_dtype="float16")
     elif name == "mdm":
         cfg.model = ModelConfig(family="mdm", beta_schedule="squaredcos_cap_v2", default_guidance=2.5, default_steps=20,
                                 d_model=256, heads=4, ff=1024, layers=6, dropout=0.1)

@@ -175,7 +175,7 @@ def train(cfg: RunConfig, command: str = "", log=print) -> Path:
         dist.barrier()
     data_device = device if dc.on_device else torch.device("cpu")
     table = TextTable(text_cache, texts, max(1, mc.text_tokens), data_device)
-    rows = [[table.row[t] for t in captions[i]] for i in range(len(corpus))]
+    rows = {i: [table.row[t] for t in captions[i]] for i in train_ids + val_ids}  # test clips stay unseen
     train_bank = MotionBank([features[i] for i in train_ids], [rows[i] for i in train_ids], mean, std,
                             data_device, pin_memory=not dc.on_device)
     val_bank = MotionBank([features[i] for i in val_ids], [rows[i] for i in val_ids], mean, std, data_device)

@@ -21,7 +21,8 @@ import pytest
 from bpy_support import ROOT, bpy, built_zips, reset_blender
 
 import addon_utils
-from server.picks import PicksStore
+from server.picks import PicksStore, export_preferences
+from server.preference_data import items_from_picks
 from server.server_process import ServerProcess
 from shared.motion import forward_kinematics
 
@@ -130,6 +131,15 @@ def test_pick_reaches_the_store_and_hides_the_others(addon, server):
     addon.poll_until(lambda: len(box) == 0)
     with PicksStore(server.data_dir / "picks.db") as store:
         assert key in store.pick_keys()
+    # what finetune.py reads from the add-on's pick: candidate 1 preferred over candidate 0
+    request_id = collection[addon.candidates.REQUEST_KEY]
+    items, _ = items_from_picks([r for r in export_preferences(server.data_dir / "picks.db")
+                                 if r.request_id == request_id])
+    assert len(items) == 1 and items[0].source == "pick" and items[0].captions == [PROMPT]
+    with PicksStore(server.data_dir / "picks.db") as store:
+        stored = store.get_result(request_id)
+    np.testing.assert_allclose(items[0].preferred.rotations, stored.rotations[1], atol=1e-6)
+    np.testing.assert_allclose(items[0].rejected[0].rotations, stored.rotations[0], atol=1e-6)
     assert objects[0].hide_get() and not objects[1].hide_get()
     assert not bpy.ops.sopo.pick.poll()  # answered once per request
 

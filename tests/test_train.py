@@ -97,3 +97,24 @@ def test_training_works_without_diffusers(tiny_corpus, tiny_cache_dir, tmp_path,
     assert isinstance(train_scheduler(preset("tiny-mld").model), ForwardProcess)
     ckpt = train_tiny("mld", tiny_corpus, tiny_cache_dir, tmp_path, "nodiff", **{"train.steps": 3, "train.vae_steps": 3})
     assert (ckpt / "model.safetensors").is_file()
+
+
+def test_test_split_captions_are_neither_encoded_nor_needed(tmp_path):
+    """Training sees train and val captions only: a test clip with its own caption must not break it."""
+    import dataclasses
+
+    from server.corpus import Caption, Corpus, write_corpus
+    from server.text_encoder import TextCache
+    from synthetic_corpus import make_synthetic_corpus
+
+    base = Corpus(make_synthetic_corpus(tmp_path / "base"))
+    unseen = "a caption only a test clip has"
+    clips = [dataclasses.replace(c, captions=[Caption(unseen, "synthetic")]) if c.split == "test" else c
+             for c in base.clips]
+    corpus = write_corpus(tmp_path / "corpus", clips, [base.motion(i) for i in range(len(base))])
+    ckpt = train_tiny("mld", corpus, tmp_path / "cache", tmp_path / "runs", "unseen",
+                      **{"train.steps": 2, "train.vae_steps": 2})
+    assert (ckpt / "model.safetensors").is_file()
+    cached = list((tmp_path / "cache" / "text").glob("*.safetensors"))
+    assert cached and all(unseen not in TextCache(path=p) and "a person walks forward" in TextCache(path=p)
+                          for p in cached)
