@@ -13,6 +13,7 @@ times drift by up to 2x between runs, ratios taken in one run do not.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import statistics
 import sys
@@ -92,16 +93,22 @@ def bench_checkpoint(path: Path, is_default: bool, args, timer) -> list[dict]:
 def bench_peers(peers, args) -> list[dict]:
     """MDM-50 and MLD-50 from the peers' own code at 196 frames (their maximum), n as given."""
     rows = []
-    timed = lambda fn: peers.time_runs(fn, args.repeats, max_other=args.max_other, max_wait=args.max_wait)  # noqa: E731
+
+    def timed(fn):
+        with contextlib.redirect_stdout(sys.stderr):  # the peers' own prints would break our JSON lines
+            return peers.time_runs(fn, args.repeats, max_other=args.max_other, max_wait=args.max_wait)
+
     for name in args.peer_list.split(","):
         try:
+            with contextlib.redirect_stdout(sys.stderr):
+                built = peers.build_mld() if name == "mld" else peers.build_mdm(diffusion_steps=50)
             if name == "mld":
-                model, cfg = peers.build_mld()
+                model, cfg = built
                 steps = int(cfg.model.scheduler.num_inference_timesteps)
                 params = peers.n_params(model.denoiser) + peers.n_params(model.vae)
                 make = lambda n: peers.mld_sampler(model, n)  # noqa: E731
             else:
-                model, diffusion, margs, params = peers.build_mdm(diffusion_steps=50)
+                model, diffusion, margs, params = built
                 steps = diffusion.num_timesteps
                 make = lambda n: peers.mdm_sampler(model, diffusion, margs, n)  # noqa: E731
         except Exception as exc:  # noqa: BLE001 - a missing peer dependency must not stop our numbers

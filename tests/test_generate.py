@@ -48,3 +48,17 @@ def test_bundled_default_checkpoint_generates(tmp_path):
     gen = MotionGenerator.load(folder, device="cpu")
     [(rot, trans)] = gen.generate([GenerationRequest("a person walks forward", n=1, seconds=2, seed=0)])
     assert rot.shape == (1, 40, 22, 4) and np.isfinite(trans).all()
+
+
+def test_bench_latency_prints_one_json_line_per_setting(tiny_checkpoint, capsys):
+    import json
+
+    from server import bench_latency
+
+    rc = bench_latency.main(["--checkpoint", str(tiny_checkpoint), "--n", "1", "2", "--seconds", "1", "--steps", "2",
+                             "--threads", "1", "--repeats", "1"])
+    assert rc == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]  # stdout holds JSON lines only
+    assert [(r["n"], r["seconds"], r["steps"]) for r in rows] == [(1, 1.0, 2), (2, 1.0, 2)]
+    assert all(r["backbone"] == "mld" and r["default"] is False and r["device"] == "cpu" and r["params_millions"] > 0
+               and 0 < r["min_s"] <= r["median_s"] for r in rows)
