@@ -1,7 +1,10 @@
-"""generate.py end to end on the tiny checkpoint: .npz + .bvh per candidate and a preview."""
+"""generate.py end to end on the tiny checkpoint (.npz + .bvh per candidate and a preview), and bench_latency.py."""
 from __future__ import annotations
 
+import json
+
 import numpy as np
+import torch
 
 from server.bvh import bvh_to_motion, read_bvh
 from server.generate import main
@@ -51,12 +54,14 @@ def test_bundled_default_checkpoint_generates(tmp_path):
 
 
 def test_bench_latency_prints_one_json_line_per_setting(tiny_checkpoint, capsys):
-    import json
-
     from server import bench_latency
 
-    rc = bench_latency.main(["--checkpoint", str(tiny_checkpoint), "--n", "1", "2", "--seconds", "1", "--steps", "2",
-                             "--threads", "1", "--repeats", "1"])
+    threads = torch.get_num_threads()
+    try:
+        rc = bench_latency.main(["--checkpoint", str(tiny_checkpoint), "--n", "1", "2", "--seconds", "1",
+                                 "--steps", "2", "--threads", "1", "--repeats", "1"])
+    finally:
+        torch.set_num_threads(threads)  # main() sets the process-wide thread count
     assert rc == 0
     rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]  # stdout holds JSON lines only
     assert [(r["n"], r["seconds"], r["steps"]) for r in rows] == [(1, 1.0, 2), (2, 1.0, 2)]
