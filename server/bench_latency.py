@@ -100,17 +100,16 @@ def bench_peers(peers, args) -> list[dict]:
 
     for name in args.peer_list.split(","):
         try:
-            with contextlib.redirect_stdout(sys.stderr):
-                built = peers.build_mld() if name == "mld" else peers.build_mdm(diffusion_steps=50)
-            if name == "mld":
-                model, cfg = built
-                steps = int(cfg.model.scheduler.num_inference_timesteps)
-                params = peers.n_params(model.denoiser) + peers.n_params(model.vae)
-                make = lambda n: peers.mld_sampler(model, n)  # noqa: E731
-            else:
-                model, diffusion, margs, params = built
-                steps = diffusion.num_timesteps
-                make = lambda n: peers.mdm_sampler(model, diffusion, margs, n)  # noqa: E731
+            with contextlib.redirect_stdout(sys.stderr):  # the peers print while building
+                if name == "mld":
+                    model, cfg = peers.build_mld()
+                    steps = int(cfg.model.scheduler.num_inference_timesteps)
+                    params = peers.n_params(model.denoiser) + peers.n_params(model.vae)
+                    make = lambda n: peers.mld_sampler(model, n)  # noqa: E731
+                else:
+                    model, diffusion, margs, params = peers.build_mdm(diffusion_steps=50)
+                    steps = diffusion.num_timesteps
+                    make = lambda n: peers.mdm_sampler(model, diffusion, margs, n)  # noqa: E731
         except Exception as exc:  # noqa: BLE001 - a missing peer dependency must not stop our numbers
             log(f"--peers: cannot build {name.upper()} ({type(exc).__name__}: {exc}); "
                 f"install ../shared/peers/requirements.txt (e.g. omegaconf==2.4.0 for MLD) to include it")

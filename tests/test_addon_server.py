@@ -129,15 +129,14 @@ def test_pick_reaches_the_store_and_hides_the_others(addon, server):
     box = addon.session.outbox()
     key = box.pending[0]["idempotency_key"] if len(box) else None
     addon.poll_until(lambda: len(box) == 0)
+    request_id = collection[addon.candidates.REQUEST_KEY]
     with PicksStore(server.data_dir / "picks.db") as store:
         assert key in store.pick_keys()
+        stored = store.get_result(request_id)
     # what finetune.py reads from the add-on's pick: candidate 1 preferred over candidate 0
-    request_id = collection[addon.candidates.REQUEST_KEY]
     items, _ = items_from_picks([r for r in export_preferences(server.data_dir / "picks.db")
                                  if r.request_id == request_id])
     assert len(items) == 1 and items[0].source == "pick" and items[0].captions == [PROMPT]
-    with PicksStore(server.data_dir / "picks.db") as store:
-        stored = store.get_result(request_id)
     np.testing.assert_allclose(items[0].preferred.rotations, stored.rotations[1], atol=1e-6)
     np.testing.assert_allclose(items[0].rejected[0].rotations, stored.rotations[0], atol=1e-6)
     assert objects[0].hide_get() and not objects[1].hide_get()
