@@ -2,7 +2,7 @@
 
 The file is read locally (`shared/body_model.py`, numpy only), so the body works with a remote
 server too; the server never sees it. Only .npz files are read: a .pkl is a Python pickle and is
-never loaded inside Blender (`python -m server.body_model --to-npz` converts one).
+never loaded inside Blender (`python -m server.data.body_model --to-npz` converts one).
 
 A body shape changes the rest joints, so candidates built with a body use the body's own joints
 for their armature (the mesh sits on the bones and follows them by linear blend skinning, exactly

@@ -38,7 +38,7 @@ class SOPO_AddonPreferences(bpy.types.AddonPreferences):
         name="SMPL model", default="", subtype='FILE_PATH', update=lambda self, context: body.reload(self),
         description="Your SMPL model file (.npz, e.g. SMPL_NEUTRAL.npz or AMASS's SMPL-H model.npz) or a folder "
                     "holding one: candidates then get this body instead of capsules. Read on this computer, "
-                    "never sent; a .pkl must be converted once (python -m server.body_model --to-npz)")
+                    "never sent; a .pkl must be converted once (python -m server.data.body_model --to-npz)")
     smpl_betas: StringProperty(
         name="Betas", default="", update=lambda self, context: body.reload(self),
         description="Body shape: the SMPL betas separated by commas (e.g. 1.5, -0.3); empty for the template body")

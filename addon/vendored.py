@@ -3,7 +3,7 @@ body_model).
 
 One scheme, two layouts:
 - the built extension (build.py) carries a copy of `shared/` as the subpackage `<add-on>.shared`;
-- a source checkout (tests, addon_bench.py) has no such folder and uses the repository's
+- a source checkout (tests, server/bench/blender.py) has no such folder and uses the repository's
   top-level `shared` package, which `pip install -e .` puts on the path.
 Add-on modules import `shared` modules only through this file.
 """

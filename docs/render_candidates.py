@@ -30,8 +30,8 @@ from shared import skeleton  # noqa: E402
 
 
 def from_server(checkpoint: Path | None, prompt: str, count: int, seconds: float, seed: int):
-    from server.client import MotionClient
-    from server.server_process import ServerProcess
+    from server.service.client import MotionClient
+    from server.service.server_process import ServerProcess
 
     data = Path(tempfile.mkdtemp(prefix="sopo-render-server-"))
     args = []
@@ -48,7 +48,7 @@ def from_server(checkpoint: Path | None, prompt: str, count: int, seconds: float
 
 
 def from_corpus(corpus: Path, word: str, count: int, seconds: float):
-    from server.corpus import Corpus
+    from server.data.corpus import Corpus
 
     data = Corpus(corpus)
     fps = 20.0

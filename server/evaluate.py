@@ -20,10 +20,10 @@ if __package__ in (None, ""):
 import torch  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
-from server import evaluation  # noqa: E402
-from server.corpus import Corpus  # noqa: E402
-from server.evaluator import DEFAULT_EVALUATOR_DIR, Evaluator  # noqa: E402
-from server.text_embeddings import open_cache  # noqa: E402
+from server.eval import evaluation  # noqa: E402
+from server.data.corpus import Corpus  # noqa: E402
+from server.eval.evaluator import DEFAULT_EVALUATOR_DIR, Evaluator  # noqa: E402
+from server.model.text_embeddings import open_cache  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -63,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.degrade:
         rows += evaluation.evaluate_degraded(evaluator, test, args.repeats, args.seed, texts, bar)
     for ckpt in args.checkpoint:
-        from server.inference import MotionGenerator, default_checkpoint_dir
+        from server.model.inference import MotionGenerator, default_checkpoint_dir
 
         path = default_checkpoint_dir() if ckpt == "default" else Path(ckpt)
         generator = MotionGenerator.load(path, device=args.device)

@@ -10,7 +10,7 @@ Methods: sopo (offline preferred vs online lowest-reward sample), offline-dpo (c
 rejected), online-dpo (best vs worst policy sample), sft (the preferred motions). The new
 checkpoint goes to --out (default: the server's models folder, so `reload` finds it by its
 folder name) with report.md, curves.png and finetune_log.json beside the weights.
-See server/sopo.py for the losses and server/preference_training.py for the loop.
+See server/align/sopo.py for the losses and server/align/preference_training.py for the loop.
 """
 from __future__ import annotations
 
@@ -23,12 +23,12 @@ from pathlib import Path
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from server.checkpoint import CheckpointError  # noqa: E402
-from server.corpus import CorpusError  # noqa: E402
-from server.evaluator import DEFAULT_EVALUATOR_DIR, DEFAULT_REWARD_DIR  # noqa: E402
-from server.preference_data import PreferenceDataError  # noqa: E402
-from server.preference_training import FinetuneConfig, FinetuneInputs  # noqa: E402
-from server.sopo import METHODS  # noqa: E402
+from server.model.checkpoint import CheckpointError  # noqa: E402
+from server.data.corpus import CorpusError  # noqa: E402
+from server.eval.evaluator import DEFAULT_EVALUATOR_DIR, DEFAULT_REWARD_DIR  # noqa: E402
+from server.align.preference_data import PreferenceDataError  # noqa: E402
+from server.align.preference_training import FinetuneConfig, FinetuneInputs  # noqa: E402
+from server.align.sopo import METHODS  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -36,8 +36,8 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 def default_models_dir() -> Path:
     """The models folder of a server started with the default data folder (reload finds names there)."""
     try:
-        from server.service import default_data_dir
-    except ImportError:  # no pyzmq on this machine: the same rule as server.service.default_data_dir
+        from server.service.service import default_data_dir
+    except ImportError:  # no pyzmq on this machine: the same rule as server.service.service.default_data_dir
         if os.name == "nt" and os.environ.get("LOCALAPPDATA"):
             return Path(os.environ["LOCALAPPDATA"]) / "sopo-motion" / "models"
         base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
@@ -97,7 +97,7 @@ def parse_args(argv):
 
 def reload_server(endpoint: str, name: str, server_key=None, client_secret=None, timeout: float = 120.0) -> str:
     """Send `reload name`; returns the loaded model id. Raises ServerError / ServerUnavailable."""
-    from server.client import MotionClient
+    from server.service.client import MotionClient
 
     with MotionClient(endpoint, timeout=timeout, retries=0, server_key=server_key, client_secret=client_secret) as c:
         return c.reload(name, timeout=timeout).fields["model"]
@@ -111,9 +111,9 @@ def main(argv: list[str] | None = None) -> int:
             sys.exit("finetune.py: --reload needs --server tcp://HOST:PORT")
         return _reload(args, args.reload)
 
-    from server.finetune_report import evaluate_result, write_report
-    from server.inference import default_checkpoint_dir
-    from server.preference_training import finetune
+    from server.align.finetune_report import evaluate_result, write_report
+    from server.model.inference import default_checkpoint_dir
+    from server.align.preference_training import finetune
 
     base = args.base or default_checkpoint_dir()
     models_dir = default_models_dir()
@@ -164,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _reload(args, name: str, folder: Path | None = None) -> int:
-    from server.client import ServerError, ServerUnavailable
+    from server.service.client import ServerError, ServerUnavailable
     try:
         model = reload_server(args.server, name, args.server_key, args.client_secret)
     except ServerError as exc:

@@ -18,8 +18,8 @@ from pathlib import Path
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from server.checkpoint import CheckpointError
-from server.inference import GenerationRequest, MotionGenerator, RequestError, default_checkpoint_dir
+from server.model.checkpoint import CheckpointError
+from server.model.inference import GenerationRequest, MotionGenerator, RequestError, default_checkpoint_dir
 from shared.motion import Motion
 
 
@@ -30,7 +30,7 @@ def slug(text: str, limit: int = 40) -> str:
 
 def write_outputs(prompt: str, rotations, translation, fps: float, out: Path, preview: bool = True) -> list[Path]:
     """Save each candidate as .npz and .bvh, plus one preview PNG; returns the written paths."""
-    from server.bvh import motion_to_bvh, write_bvh
+    from server.data.bvh import motion_to_bvh, write_bvh
 
     out.mkdir(parents=True, exist_ok=True)
     name = slug(prompt)

@@ -14,7 +14,7 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a script: import from the repository root, not server/
     sys.path[0] = str(Path(__file__).resolve().parent.parent)
 
-from server.security import make_client_keys, make_server_keys
+from server.service.security import make_client_keys, make_server_keys
 
 
 def main(argv: list[str] | None = None) -> int:

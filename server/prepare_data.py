@@ -13,7 +13,7 @@ import json
 import sys
 from pathlib import Path
 
-from server.corpus_build import build_corpus
+from server.data.corpus_build import build_corpus
 
 
 def _table(rows: list[list], header: list[str]) -> str:

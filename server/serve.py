@@ -17,9 +17,9 @@ if __package__ in (None, ""):  # run as a script: import from the repository roo
 
 import zmq
 
-from server.models_folder import CheckpointNameError
-from server.security import InsecureBindError, KeysError
-from server.service import DEFAULT_BIND, MotionService, ServiceConfig, default_data_dir
+from server.service.models_folder import CheckpointNameError
+from server.service.security import InsecureBindError, KeysError
+from server.service.service import DEFAULT_BIND, MotionService, ServiceConfig, default_data_dir
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

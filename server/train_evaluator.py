@@ -3,12 +3,12 @@
     python server/train_evaluator.py --kind evaluator            # -> server/checkpoints/evaluator
     python server/train_evaluator.py --kind reward               # -> server/checkpoints/reward
 
-Sentence embeddings come from the shared text cache (`server/text_encoder.py`; default
+Sentence embeddings come from the shared text cache (`server/model/text_encoder.py`; default
 `data/cache/text/all-MiniLM-L6-v2.safetensors`, or --text-cache). Captions missing from it
 are encoded with MiniLM where installed and saved into it. On a machine without MiniLM
 (the GPU box), write the cache first where it is installed and carry the file:
 
-    python server/text_encoder.py --corpus data/corpus
+    python server/model/text_encoder.py --corpus data/corpus
 """
 from __future__ import annotations
 
@@ -22,11 +22,11 @@ if __package__ in (None, ""):
 
 import torch  # noqa: E402
 
-from server.contrastive import TrainConfig, collect_texts, train  # noqa: E402
-from server.corpus import Corpus  # noqa: E402
-from server.evaluator import DEFAULT_EVALUATOR_DIR, DEFAULT_REWARD_DIR  # noqa: E402
-from server.text_embeddings import open_cache  # noqa: E402
-from server.text_encoder import TextEncoderError  # noqa: E402
+from server.eval.contrastive import TrainConfig, collect_texts, train  # noqa: E402
+from server.data.corpus import Corpus  # noqa: E402
+from server.eval.evaluator import DEFAULT_EVALUATOR_DIR, DEFAULT_REWARD_DIR  # noqa: E402
+from server.model.text_embeddings import open_cache  # noqa: E402
+from server.model.text_encoder import TextEncoderError  # noqa: E402
 
 TINY = {"hidden": 32, "embed_dim": 32, "layers": 1, "heads": 2, "max_frames": 48, "dropout": 0.0}
 
@@ -37,7 +37,7 @@ def text_cache_for(corpus_path: Path, cache_path: Path | None):
     try:
         cache.ensure(collect_texts(Corpus(corpus_path)))
     except TextEncoderError as exc:
-        raise SystemExit(f"{exc}\nrun `python server/text_encoder.py --corpus {corpus_path}` where MiniLM is installed "
+        raise SystemExit(f"{exc}\nrun `python server/model/text_encoder.py --corpus {corpus_path}` where MiniLM is installed "
                          f"and pass the file with --text-cache") from None
     saved = cache.save()
     if saved:

@@ -4,7 +4,7 @@ The SMPL model files are under the MPI licence and cannot ship with the product.
 `skeleton.REST_JOINTS` (the SMPL male template) is the skeleton everywhere; with one, a user gets
 the rest joints of any body shape (`betas`) and the template mesh with its skinning weights. Both
 sides read it through this module: the Blender add-on (the artist's own file, read locally, so it
-works with a remote server too) and `server/body_model.py` (which adds MPI's pickled .pkl files).
+works with a remote server too) and `server/data/body_model.py` (which adds MPI's pickled .pkl files).
 
 Accepted here: `.npz` files (read with allow_pickle=False, only the arrays named in REQUIRED_KEYS):
 - SMPL (v_template, shapedirs, posedirs, J_regressor, weights, kintree_table, f), e.g.
@@ -13,7 +13,7 @@ Accepted here: `.npz` files (read with allow_pickle=False, only the arrays named
   body joints; hand (and jaw/eye) joints are folded into their body ancestors.
 A `.pkl` is a Python pickle: it is read only where a caller passes `read_pkl` (the server does);
 the add-on never unpickles anything, so an artist converts a .pkl once with
-`python -m server.body_model --to-npz IN.pkl OUT.npz`.
+`python -m server.data.body_model --to-npz IN.pkl OUT.npz`.
 
 At zero pose, SMPL's linear blend skinning reduces to the shaped template: every joint transform
 is the identity and the pose blend shapes (functions of R - I) vanish, so
@@ -36,7 +36,7 @@ from .skeleton import NUM_JOINTS, PARENTS
 REQUIRED_KEYS = ("v_template", "shapedirs", "posedirs", "J_regressor", "weights", "kintree_table", "f")
 GENDERS = ("neutral", "male", "female")
 MAX_SHAPE_COMPONENTS = 300  # SMPL-X stores 300 shape + 100 expression columns in shapedirs
-PKL_HINT = ("convert it once to .npz: `python -m server.body_model --to-npz IN.pkl OUT.npz` "
+PKL_HINT = ("convert it once to .npz: `python -m server.data.body_model --to-npz IN.pkl OUT.npz` "
             "(or np.savez with the arrays " + ", ".join(REQUIRED_KEYS) + ")")
 
 

@@ -3,7 +3,7 @@
 - `tiny_corpus`: a 20-clip procedural corpus (tests/synthetic_corpus.py) in a temp folder.
 - `tiny_checkpoint`: a real MLD-family checkpoint folder (model.safetensors + config.json),
   trained for 20 + 20 steps on `tiny_corpus` with the real MiniLM text encoder; load it
-  with `server.inference.MotionGenerator.load(tiny_checkpoint)`. fps 20, max 10 s,
+  with `server.model.inference.MotionGenerator.load(tiny_checkpoint)`. fps 20, max 10 s,
   default 4 steps. Built once per session in a few seconds (plus the text encoder's load).
 - `tiny_mdm_checkpoint`: the same for the MDM family.
 """
@@ -35,8 +35,8 @@ def tiny_cache_dir(tmp_path_factory) -> Path:
 
 def train_tiny(family: str, corpus: Path, cache_dir: Path, out_dir: Path, name: str, **overrides) -> Path:
     """Train the tiny preset of `family`; returns the checkpoint folder. Overrides: {"train.steps": 5, ...}."""
-    from server.config import preset, set_value
-    from server.train import train
+    from server.model.config import preset, set_value
+    from server.model.training import train
 
     cfg = preset(f"tiny-{family}")
     cfg.data.corpus = str(corpus)

@@ -11,14 +11,14 @@ TINY_TEXT_MOTION = {"hidden": 32, "embed_dim": 32, "layers": 1, "heads": 2, "max
 
 def text_cache_file(cache_dir: Path) -> Path:
     """The text cache the tiny checkpoint fixtures write (all tiny-corpus captions)."""
-    from server.text_encoder import default_cache_path
+    from server.model.text_encoder import default_cache_path
 
     return default_cache_path("all-MiniLM-L6-v2", cache_dir)
 
 
 def train_tiny_text_motion(corpus: Path, cache_dir: Path, out: Path, kind: str) -> Path:
-    from server.contrastive import TrainConfig, train
-    from server.text_embeddings import open_cache
+    from server.eval.contrastive import TrainConfig, train
+    from server.model.text_embeddings import open_cache
 
     cfg = TrainConfig(kind=kind, epochs=3, batch_size=8, lr=2e-3, warmup_steps=2, model=dict(TINY_TEXT_MOTION))
     train(corpus, out, cfg, text_cache=open_cache(text_cache_file(cache_dir)), device="cpu", progress=False,

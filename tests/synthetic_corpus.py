@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from server.corpus import Caption, Clip, write_corpus
+from server.data.corpus import Caption, Clip, write_corpus
 from shared import rotations as rot
 from shared.motion import Motion
 from shared.skeleton import FPS, NUM_JOINTS

@@ -3,7 +3,7 @@
 Caption k moves one joint (a different one per caption) sinusoidally about an axis at a
 caption-specific frequency, and drifts the pelvis at a caption-specific velocity; phase,
 amplitude, length and heading are random. Sentence embeddings are fixed random unit
-vectors per caption (no MiniLM needed), written as a text cache (`server.text_encoder`)
+vectors per caption (no MiniLM needed), written as a text cache (`server.model.text_encoder`)
 at `path/text_cache.safetensors`.
 """
 from __future__ import annotations
@@ -12,10 +12,10 @@ from pathlib import Path
 
 import numpy as np
 
-from server.corpus import Caption, Clip, write_corpus
+from server.data.corpus import Caption, Clip, write_corpus
 import torch
 
-from server.text_encoder import TextCache, TextEmbeddings
+from server.model.text_encoder import TextCache, TextEmbeddings
 from shared.motion import Motion
 from shared.rotations import axis_angle_to_quat, quat_multiply
 

@@ -21,9 +21,9 @@ import pytest
 from bpy_support import ROOT, bpy, built_zips, reset_blender
 
 import addon_utils
-from server.picks import PicksStore, export_preferences
-from server.preference_data import items_from_picks
-from server.server_process import ServerProcess
+from server.service.picks import PicksStore, export_preferences
+from server.align.preference_data import items_from_picks
+from server.service.server_process import ServerProcess
 from shared.motion import forward_kinematics
 
 MODULE = "bl_ext.user_default.sopo_motion"
@@ -244,7 +244,7 @@ def test_poll_guards(addon):
 
 def test_curve_keys_from_the_preferences(addon, tiny_checkpoint, tmp_path):
     import zmq.auth
-    from server.security import make_client_keys, make_server_keys
+    from server.service.security import make_client_keys, make_server_keys
 
     keys = tmp_path / "keys"
     server_public = make_server_keys(keys)

@@ -1,4 +1,4 @@
-"""server.amass: AMASS + HumanML3D -> corpus clips, on tiny files written in exactly their formats."""
+"""server.data.amass: AMASS + HumanML3D -> corpus clips, on tiny files written in exactly their formats."""
 from __future__ import annotations
 
 import zipfile
@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from server.amass import HumanML3DError, load_humanml3d, parse_captions
-from server.corpus import Corpus, write_corpus
+from server.data.amass import HumanML3DError, load_humanml3d, parse_captions
+from server.data.corpus import Corpus, write_corpus
 from shared import rotations as rot
 from shared.motion import Motion
 from shared.skeleton import JOINT_INDEX, REST_JOINTS

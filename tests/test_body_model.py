@@ -1,4 +1,4 @@
-"""server.body_model (on shared.body_model): rest joints and template mesh from a synthetic model
+"""server.data.body_model (on shared.body_model): rest joints and template mesh from a synthetic model
 file in SMPL's .npz layout (tests/synthetic_body.py), cross-checked against smplx.SMPL."""
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import warnings
 import numpy as np
 import pytest
 
-from server.body_model import BodyModelError, BodyModelNotFound, rest_joints_from_smpl, smpl_template
+from server.data.body_model import BodyModelError, BodyModelNotFound, rest_joints_from_smpl, smpl_template
 from shared.skeleton import PARENTS, REST_JOINTS
 from synthetic_body import expected_joints, synthetic_model
 

@@ -1,4 +1,4 @@
-"""server/bvh.py: parsing, errors, writing, BVH kinematics, SMPL-22 export and import."""
+"""server/data/bvh.py: parsing, errors, writing, BVH kinematics, SMPL-22 export and import."""
 from __future__ import annotations
 
 import csv
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from scipy.spatial.transform import Rotation
 
-from server.bvh import (
+from server.data.bvh import (
     Bvh,
     BvhError,
     BvhJoint,
@@ -22,7 +22,7 @@ from server.bvh import (
     to_skeleton_motion,
     write_bvh,
 )
-from server.sources import iter_tar_texts
+from server.data.sources import iter_tar_texts
 from shared.motion import Motion
 from shared.skeleton import JOINT_NAMES, REST_JOINTS
 

@@ -8,10 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from server import captions as cap
-from server.bvh import motion_to_bvh, write_bvh
-from server.corpus import Corpus
-from server.corpus_build import build_corpus, cmu_takes, more_takes
+from server.data import captions as cap
+from server.data.bvh import motion_to_bvh, write_bvh
+from server.data.corpus import Corpus
+from server.data.corpus_build import build_corpus, cmu_takes, more_takes
 from server.prepare_data import main as prepare_main
 from shared import rotations as rot
 from shared.motion import Motion

@@ -11,12 +11,14 @@ import numpy as np
 import pytest
 import torch
 
-from server import evaluation, metrics, motion_repr
-from server.contrastive import TrainConfig, contrastive_loss, positives_matrix, train
-from server.corpus import Corpus
-from server.evaluator import TextMotionConfig, TextMotionModel
-from server.reward import RewardModel
-from server.text_embeddings import open_cache
+from server.eval import evaluation
+from server.eval import metrics
+from server.eval import motion_repr
+from server.eval.contrastive import TrainConfig, contrastive_loss, positives_matrix, train
+from server.data.corpus import Corpus
+from server.eval.evaluator import TextMotionConfig, TextMotionModel
+from server.eval.reward import RewardModel
+from server.model.text_embeddings import open_cache
 from shared.motion import forward_kinematics
 from shared.rotations import axis_angle_to_quat, quat_multiply, quat_to_matrix
 from synthetic_text_motion import CAPTIONS, make_corpus, synthetic_motion

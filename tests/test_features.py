@@ -6,7 +6,7 @@ import pytest
 import torch
 from scipy.spatial.transform import Rotation
 
-from server.features import (FeatureLayout, canonicalize, feature_stats, features_to_motion_np, features_to_wire,
+from server.model.features import (FeatureLayout, canonicalize, feature_stats, features_to_motion_np, features_to_wire,
                              matrix_to_6d_torch, matrix_to_quat_torch, motion_to_features, sixd_to_matrix_torch,
                              start_pose)
 from shared import rotations as rot

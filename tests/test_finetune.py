@@ -9,10 +9,11 @@ import pytest
 import torch
 
 from preference_support import text_cache_file, train_tiny_text_motion
-from server import finetune, simulate_picks
-from server.client import MotionClient
-from server.picks import export_preferences
-from server.server_process import ServerProcess
+from server import finetune
+from server import simulate_picks
+from server.service.client import MotionClient
+from server.service.picks import export_preferences
+from server.service.server_process import ServerProcess
 
 torch.set_num_threads(1)
 

@@ -6,7 +6,7 @@ import json
 import numpy as np
 import torch
 
-from server.bvh import bvh_to_motion, read_bvh
+from server.data.bvh import bvh_to_motion, read_bvh
 from server.generate import main
 from shared.motion import Motion
 
@@ -42,7 +42,7 @@ def test_generate_bad_input_exits_with_message(tiny_checkpoint, tmp_path, capsys
 def test_bundled_default_checkpoint_generates(tmp_path):
     import pytest
 
-    from server.inference import GenerationRequest, MotionGenerator, default_checkpoint_dir
+    from server.model.inference import GenerationRequest, MotionGenerator, default_checkpoint_dir
 
     folder = default_checkpoint_dir()
     if not (folder / "config.json").is_file():
@@ -54,7 +54,7 @@ def test_bundled_default_checkpoint_generates(tmp_path):
 
 
 def test_bench_latency_prints_one_json_line_per_setting(tiny_checkpoint, capsys):
-    from server import bench_latency
+    from server.bench import latency as bench_latency
 
     threads = torch.get_num_threads()
     try:

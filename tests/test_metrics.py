@@ -1,10 +1,10 @@
-"""Metric functions against cases with known answers (server/metrics.py)."""
+"""Metric functions against cases with known answers (server/eval/metrics.py)."""
 import numpy as np
 import pytest
 from scipy import linalg
 from scipy.special import gamma
 
-from server import metrics
+from server.eval import metrics
 
 
 def test_identical_sets_give_fid_zero():

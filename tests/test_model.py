@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 import torch
 
-from server.checkpoint import FORMAT_VERSION, CheckpointError, CheckpointInfo, load_checkpoint, save_checkpoint
-from server.config import ConfigError, ModelConfig, RunConfig, apply_overrides, preset
-from server.diffusion import denoiser_loss, guided_x0, masked_mse, sample, sampling_scheduler, train_scheduler
-from server.inference import GenerationRequest, MotionGenerator, RequestError, SamplingCancelled, default_checkpoint_dir
-from server.models import build_model
-from server.text_encoder import TextEmbeddings
+from server.model.checkpoint import FORMAT_VERSION, CheckpointError, CheckpointInfo, load_checkpoint, save_checkpoint
+from server.model.config import ConfigError, ModelConfig, RunConfig, apply_overrides, preset
+from server.model.diffusion import denoiser_loss, guided_x0, masked_mse, sample, sampling_scheduler, train_scheduler
+from server.model.inference import GenerationRequest, MotionGenerator, RequestError, SamplingCancelled, default_checkpoint_dir
+from server.model.networks import build_model
+from server.model.text_encoder import TextEmbeddings
 from shared.motion import Motion
 
 
@@ -279,7 +279,7 @@ def test_real_presets_are_a_few_million_parameters(name):
 def test_forward_process_without_diffusers_matches_diffusers(schedule):
     from diffusers.schedulers.scheduling_ddpm import DDPMScheduler
 
-    from server.diffusion import ForwardProcess
+    from server.model.diffusion import ForwardProcess
 
     ours = ForwardProcess(1000, schedule)
     theirs = DDPMScheduler(num_train_timesteps=1000, beta_schedule=schedule, prediction_type="sample")

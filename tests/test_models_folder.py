@@ -1,4 +1,4 @@
-"""server/models_folder.py: checkpoint names stay inside their folders; the watcher waits for stable files."""
+"""server/service/models_folder.py: checkpoint names stay inside their folders; the watcher waits for stable files."""
 from __future__ import annotations
 
 import json
@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from server.checkpoint import FORMAT, FORMAT_VERSION
-from server.models_folder import (CheckpointNameError, ModelsWatcher, check_name, default_checkpoint_name,
+from server.model.checkpoint import FORMAT, FORMAT_VERSION
+from server.service.models_folder import (CheckpointNameError, ModelsWatcher, check_name, default_checkpoint_name,
                                   list_checkpoints, resolve_checkpoint)
-from server.security import is_loopback_endpoint
+from server.service.security import is_loopback_endpoint
 
 
 def _checkpoint(folder: Path, step: int = 0) -> Path:

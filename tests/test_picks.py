@@ -1,4 +1,4 @@
-"""server/picks.py on real SQLite files: results, idempotent picks, migrations, export, kill -9."""
+"""server/service/picks.py on real SQLite files: results, idempotent picks, migrations, export, kill -9."""
 from __future__ import annotations
 
 import os
@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from server.picks import (SCHEMA_VERSION, PickError, PicksStore, StoreError, export_preferences, migrate,
+from server.service.picks import (SCHEMA_VERSION, PickError, PicksStore, StoreError, export_preferences, migrate,
                           schema_version)
 from shared.motion import Motion
 
@@ -155,7 +155,7 @@ def test_export_preferences(tmp_path):
 _WRITER = textwrap.dedent("""
     import sys
     import numpy as np
-    from server.picks import PicksStore
+    from server.service.picks import PicksStore
     store = PicksStore(sys.argv[1])
     q = np.zeros((4, 3, 22, 4), np.float32); q[..., 0] = 1
     store.save_result("r", "walk", {}, "m", 0, q, np.zeros((4, 3, 3), np.float32), 20.0)

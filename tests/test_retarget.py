@@ -7,10 +7,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from server.bvh import bvh_to_text, motion_to_bvh, parse_bvh, to_skeleton_motion
-from server.retarget import JOINT_MAPS, RetargetError, detect_family, retarget
-from server.skeleton_motion import drop_first_frame
-from server.sources import iter_tar_texts
+from server.data.bvh import bvh_to_text, motion_to_bvh, parse_bvh, to_skeleton_motion
+from server.data.retarget import JOINT_MAPS, RetargetError, detect_family, retarget
+from server.data.skeleton_motion import drop_first_frame
+from server.data.sources import iter_tar_texts
 from shared import rotations as rot
 from shared.motion import Motion
 

@@ -1,4 +1,4 @@
-"""server/service.py over real sockets on 127.0.0.1 with the real tiny checkpoint and real SQLite."""
+"""server/service/service.py over real sockets on 127.0.0.1 with the real tiny checkpoint and real SQLite."""
 from __future__ import annotations
 
 import json
@@ -12,11 +12,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from server.client import MotionClient, ServerError, ServerUnavailable
-from server.picks import PicksStore
-from server.security import InsecureBindError, make_client_keys, make_server_keys
-from server.server_process import ServerProcess
-from server.service import MotionService, ServiceConfig
+from server.service.client import MotionClient, ServerError, ServerUnavailable
+from server.service.picks import PicksStore
+from server.service.security import InsecureBindError, make_client_keys, make_server_keys
+from server.service.server_process import ServerProcess
+from server.service.service import MotionService, ServiceConfig
 from shared import protocol as P
 
 FAST = {"steps": 2, "seconds": 1.0}

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from server import body_model as server_body
+from server.data import body_model as server_body
 from shared import body_model as B
 from shared.skeleton import PARENTS, REST_JOINTS
 from synthetic_body import expected_joints, smplh_parents, synthetic_model

@@ -8,12 +8,12 @@ import torch
 from safetensors.torch import load_file
 
 from preference_support import store_result, text_cache_file, train_tiny_text_motion
-from server import sopo
-from server.corpus import Corpus
-from server.diffusion import masked_mse, masked_velocity_mse
-from server.picks import PicksStore, export_preferences
-from server.preference_data import PreferenceDataError, items_from_picks, usable
-from server.preference_training import FinetuneConfig, FinetuneInputs, finetune
+from server.align import sopo
+from server.data.corpus import Corpus
+from server.model.diffusion import masked_mse, masked_velocity_mse
+from server.service.picks import PicksStore, export_preferences
+from server.align.preference_data import PreferenceDataError, items_from_picks, usable
+from server.align.preference_training import FinetuneConfig, FinetuneInputs, finetune
 
 torch.set_num_threads(1)
 

@@ -1,4 +1,4 @@
-"""server/sources.py and server/skeleton_motion.py: FK, archive reading, and every source reader."""
+"""server/data/sources.py and server/data/skeleton_motion.py: FK, archive reading, and every source reader."""
 from __future__ import annotations
 
 import csv
@@ -10,10 +10,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from server.retarget import detect_family
+from server.data.retarget import detect_family
 from scipy.spatial.transform import Rotation
 
-from server.sources import (
+from server.data.sources import (
     BVH_FAMILIES,
     DEEPMIMIC_FRAME_SIZE,
     DEEPMIMIC_NAMES,
@@ -98,8 +98,8 @@ def test_skeleton_motion_validation():
         good.index("nope")
 
 
-def test_retarget_joint_maps_name_real_joints():  # the maps themselves live in server/retarget.py
-    from server.retarget import JOINT_MAPS, _required_names
+def test_retarget_joint_maps_name_real_joints():  # the maps themselves live in server/data/retarget.py
+    from server.data.retarget import JOINT_MAPS, _required_names
     assert set(_required_names(JOINT_MAPS["li2018-38"])) <= set(LI2018_NAMES)
     assert set(_required_names(JOINT_MAPS["deepmimic-humanoid3d"])) <= set(DEEPMIMIC_NAMES)
     for family in BVH_FAMILIES:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from server.text_encoder import DEFAULT_ENCODER, TextCache, TextEncoderError, default_cache_path, load_encoder
+from server.model.text_encoder import DEFAULT_ENCODER, TextCache, TextEncoderError, default_cache_path, load_encoder
 
 
 def test_minilm_encodes_offline():

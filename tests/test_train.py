@@ -11,7 +11,7 @@ import pytest
 from safetensors.torch import load_file
 
 from conftest import train_tiny
-from server.config import ConfigError
+from server.model.config import ConfigError
 from server.train import parse_args
 
 REPO = Path(__file__).resolve().parents[1]
@@ -90,8 +90,8 @@ def test_ddp_two_cpu_processes_gloo(tiny_corpus, tiny_cache_dir, tmp_path):
 
 def test_training_works_without_diffusers(tiny_corpus, tiny_cache_dir, tmp_path, monkeypatch):
     """The lent GPU machines have no diffusers: training falls back to the same forward process."""
-    from server.diffusion import ForwardProcess, train_scheduler
-    from server.config import preset
+    from server.model.diffusion import ForwardProcess, train_scheduler
+    from server.model.config import preset
 
     monkeypatch.setitem(sys.modules, "diffusers.schedulers.scheduling_ddpm", None)  # import now fails
     assert isinstance(train_scheduler(preset("tiny-mld").model), ForwardProcess)
@@ -103,8 +103,8 @@ def test_test_split_captions_are_neither_encoded_nor_needed(tmp_path):
     """Training sees train and val captions only: a test clip with its own caption must not break it."""
     import dataclasses
 
-    from server.corpus import Caption, Corpus, write_corpus
-    from server.text_encoder import TextCache
+    from server.data.corpus import Caption, Corpus, write_corpus
+    from server.model.text_encoder import TextCache
     from synthetic_corpus import make_synthetic_corpus
 
     base = Corpus(make_synthetic_corpus(tmp_path / "base"))

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 import torch
 
-from server.corpus import Corpus, write_corpus
-from server.text_encoder import DEFAULT_ENCODER, TextCache, default_cache_path
-from server.train_pack import pack, unpack
+from server.data.corpus import Corpus, write_corpus
+from server.model.text_encoder import DEFAULT_ENCODER, TextCache, default_cache_path
+from server.model.train_pack import pack, unpack
 
 
 def test_pack_and_unpack_round_trip(tiny_corpus, tiny_cache_dir, tmp_path):

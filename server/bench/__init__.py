@@ -1,0 +1,1 @@
+"""Benchmarks that print numbers: sampling latency, the server, the add-on."""

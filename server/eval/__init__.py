@@ -1,0 +1,1 @@
+"""Evaluation: evaluator and reward models, metrics, the protocol, the stick-figure renderer."""

@@ -1,0 +1,1 @@
+"""The ZeroMQ motion service, picks store, security, models folder and Python client."""
