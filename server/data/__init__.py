@@ -1,0 +1,1 @@
+"""Data preparation: source readers, retargeting, captions and the training corpus."""
