@@ -178,20 +178,34 @@ def test_cancel_running_and_queued_requests(server):
         assert a.hello().type == "hello_ok"
 
 
-def test_a_vanished_client_costs_nothing(server):
-    stopped = server.service.stats["stopped_batches"]
-    gone = server.client()
-    slow = P.generate("a person runs in circles", n=8, seconds=server.service.model.limits.max_seconds,
-                      steps=server.service.model.limits.max_steps)
-    gone.send(slow)
-    assert gone.receive(30).type == "progress"
-    gone.close()                                               # vanishes mid-request
-    deadline = time.monotonic() + 30
-    while server.service.stats["stopped_batches"] == stopped and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert server.service.stats["stopped_batches"] == stopped + 1   # the work was abandoned
-    with server.client() as client:
-        assert client.generate("a person waves", n=1, **FAST).rotations.shape[0] == 1
+def _slow_checkpoint(root: Path, checkpoint: Path) -> Path:
+    """A copy of the tiny checkpoint allowed 1,000 sampling steps: a request that takes seconds, not 0.1 s."""
+    folder = root / "models" / "slow"
+    shutil.copytree(checkpoint, folder)
+    config = json.loads((folder / "config.json").read_text())
+    config["model"]["max_steps"] = config["model"]["train_timesteps"]
+    (folder / "config.json").write_text(json.dumps(config))
+    return root
+
+
+def test_a_vanished_client_costs_nothing(tmp_path, tiny_checkpoint):
+    running = RunningService(data_dir=_slow_checkpoint(tmp_path, Path(tiny_checkpoint)), checkpoint="slow")
+    try:
+        limits = running.service.model.limits
+        gone = running.client()
+        gone.send(P.generate("a person runs in circles", n=limits.max_n, seconds=limits.max_seconds,
+                             steps=limits.max_steps))
+        assert gone.receive(30).type == "progress"
+        gone.close()                                               # vanishes mid-request
+        deadline = time.monotonic() + 60
+        while running.service.stats["stopped_batches"] == 0 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert running.service.stats["stopped_batches"] == 1       # the work was abandoned
+        assert running.service.stats["batches"] == 1
+        with running.client() as client:
+            assert client.generate("a person waves", n=1, **FAST).rotations.shape[0] == 1
+    finally:
+        running.stop()
 
 
 def _malformed(valid_result: list[bytes]) -> list[tuple[list[bytes], str]]:
