@@ -1,11 +1,12 @@
 """Contrastive training of the evaluator and the reward model on a corpus (library code).
 
-`train(corpus, kind, out_dir, ...)` reads top to bottom: FK joint positions for every clip
-once, normalisation statistics from the training split, then epochs of random crops with
-one random caption per clip, a symmetric InfoNCE loss whose negatives exclude every motion
-that the query caption also describes (captions repeat: "walk"), and validation R-precision
-on held-out subjects (distinct-caption batches, `metrics.py`) after each epoch; the best
-epoch's weights are saved. Deterministic for a given seed on a given device.
+`train(corpus, out_dir, cfg, ...)` reads top to bottom: `load_data` (FK joint positions for every
+clip once, caption embeddings), `fit_normalization` (statistics from the training split),
+`make_optimization`, then per epoch `train_epoch` (each `train_step`: random crops with one random
+caption per clip, a symmetric InfoNCE loss whose negatives exclude every motion that the query
+caption also describes, since captions repeat: "walk") and `evaluate` (validation R-precision on
+held-out subjects, distinct-caption batches, `metrics.py`); `save` keeps the best epoch's weights.
+Deterministic for a given seed on a given device.
 """
 from __future__ import annotations
 
@@ -170,26 +171,37 @@ def retrieval_metrics(model: TextMotionModel, data: SplitData, text_emb: torch.T
 # --- training ------------------------------------------------------------------------------
 
 def collect_texts(corpus: Corpus) -> list[str]:
+    """Every distinct caption text of the corpus, sorted."""
     return sorted({c.text for clip in corpus.clips for c in clip.captions})
 
 
-def train(corpus_path: str | Path, out_dir: str | Path, cfg: TrainConfig, text_cache: TextCache | None = None,
-          encoder=None, device: str | None = None, progress: bool = True,
-          log: Callable[[str], None] = print) -> dict:
-    """Train one model; writes `out_dir/{model.safetensors, config.json, train_log.jsonl}`. Returns the summary."""
-    from tqdm import tqdm
-
-    seed = cfg.resolved_seed()
+def _setup(seed: int, device: str | None) -> tuple[np.random.Generator, str]:
+    """Seed torch, make the crop/caption RNG, pick the device (deterministic cuDNN); returns (rng, device)."""
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     if device.startswith("cuda"):
         torch.backends.cudnn.deterministic = True
         torch.backends.cudnn.benchmark = False
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    t0 = time.time()
+    return rng, device
 
+
+@dataclass
+class TrainingData:
+    """Every caption text with its sentence embedding and normalised-caption id; the train and val clips."""
+
+    corpus: Corpus
+    texts: list[str]
+    text_norm: np.ndarray  # (N_texts,) int: id of each text's normalised caption
+    sent: torch.Tensor  # (N_texts, D) sentence embeddings on `device`
+    train: SplitData
+    val: SplitData  # the train split when the corpus has no validation clips
+    device: str  # where training runs
+
+
+def load_data(corpus_path: str | Path, cfg: TrainConfig, text_cache: TextCache | None, encoder, device: str,
+              log: Callable[[str], None]) -> TrainingData:
+    """The corpus's captions (embedded once) and its train and val clips as FK joint positions."""
     corpus = Corpus(corpus_path)
     texts = collect_texts(corpus)
     text_index = {t: i for i, t in enumerate(texts)}
@@ -206,111 +218,170 @@ def train(corpus_path: str | Path, out_dir: str | Path, cfg: TrainConfig, text_c
     if len(val_data) == 0:
         log("warning: the corpus has no validation clips; validating on the training split")
         val_data = train_data
-    mcfg = cfg.model_config()
-    model = TextMotionModel(mcfg).to(device)
+    return TrainingData(corpus=corpus, texts=texts, text_norm=text_norm, sent=sent, train=train_data, val=val_data,
+                        device=device)
 
-    # normalisation statistics from centred crops of the training clips
-    with torch.no_grad():
-        total, total_sq, count = 0.0, 0.0, 0
-        for s in range(0, len(train_data), 256):
-            chunk = [p[slice(*motion_repr.crop_window(len(p), mcfg.max_frames))] for p in train_data.positions[s: s + 256]]
-            pos, lengths = motion_repr.pad_positions(chunk)
-            feats, flen = motion_repr.features_from_positions(pos.to(device), lengths.to(device))
-            valid = (torch.arange(feats.shape[1], device=device)[None] < flen[:, None]).reshape(-1)
-            f = feats.reshape(-1, feats.shape[-1])[valid].double()
-            total, total_sq, count = total + f.sum(0), total_sq + (f * f).sum(0), count + len(f)
-        mean = total / count
-        std = (total_sq / count - mean * mean).clamp_min(0).sqrt()
-        model.set_normalization(mean.float(), std.float())
 
+@torch.no_grad()
+def fit_normalization(model: TextMotionModel, positions: list[np.ndarray], device: str) -> None:
+    """Set the model's feature mean and std from centred crops of the training clips (float64 sums)."""
+    total, total_sq, count = 0.0, 0.0, 0
+    for s in range(0, len(positions), 256):
+        chunk = [p[slice(*motion_repr.crop_window(len(p), model.cfg.max_frames))] for p in positions[s: s + 256]]
+        pos, lengths = motion_repr.pad_positions(chunk)
+        feats, flen = motion_repr.features_from_positions(pos.to(device), lengths.to(device))
+        valid = (torch.arange(feats.shape[1], device=device)[None] < flen[:, None]).reshape(-1)
+        f = feats.reshape(-1, feats.shape[-1])[valid].double()
+        total, total_sq, count = total + f.sum(0), total_sq + (f * f).sum(0), count + len(f)
+    mean = total / count
+    std = (total_sq / count - mean * mean).clamp_min(0).sqrt()
+    model.set_normalization(mean.float(), std.float())
+
+
+@dataclass
+class Optimization:
+    """AdamW (no weight decay on biases and norms), warm-up then cosine decay, and the step budget."""
+
+    params: list[torch.nn.Parameter]
+    opt: torch.optim.Optimizer
+    sched: torch.optim.lr_scheduler.LambdaLR
+    batch: int
+    steps_per_epoch: int
+    total_steps: int
+
+
+def make_optimization(model: TextMotionModel, cfg: TrainConfig, num_train: int) -> Optimization:
+    """The optimizer and schedule for `cfg.epochs` epochs over `num_train` clips (or `cfg.max_steps`)."""
     params = [p for p in model.parameters() if p.requires_grad]
     decay = [p for p in params if p.dim() >= 2]
     no_decay = [p for p in params if p.dim() < 2]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
                              {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr)
-    batch = min(cfg.batch_size, len(train_data))
-    steps_per_epoch = max(1, len(train_data) // batch)
-    total_steps = steps_per_epoch * cfg.epochs if cfg.max_steps is None else min(cfg.max_steps, steps_per_epoch * cfg.epochs)
+    batch = min(cfg.batch_size, num_train)
+    steps_per_epoch = max(1, num_train // batch)
+    total_steps = steps_per_epoch * cfg.epochs
+    if cfg.max_steps is not None:
+        total_steps = min(cfg.max_steps, total_steps)
     warmup = min(cfg.warmup_steps, max(1, total_steps // 10))
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / warmup) *
                                               0.5 * (1 + math.cos(math.pi * min(1.0, s / max(1, total_steps)))))
-    log(f"{cfg.kind}: {sum(p.numel() for p in params) / 1e6:.2f} M parameters ({mcfg.arch}), "
-        f"{len(train_data)} train / {len(val_data)} val clips, {len(texts)} texts, {steps_per_epoch} steps/epoch, "
-        f"{total_steps} steps, device {device}, seed {seed}")
+    return Optimization(params=params, opt=opt, sched=sched, batch=batch, steps_per_epoch=steps_per_epoch,
+                        total_steps=total_steps)
 
-    history, best, best_state, step = [], None, None, 0
-    log_path = out_dir / "train_log.jsonl"
-    log_file = open(log_path, "w", encoding="utf-8")
-    val_seed = seed + 1
-    epochs_run = 0
-    for epoch in range(cfg.epochs):
-        if step >= total_steps:
+
+def train_step(model: TextMotionModel, data: TrainingData, idx: np.ndarray, cfg: TrainConfig,
+               rng: np.random.Generator, optim: Optimization) -> float:
+    """One batch of clips `idx`: random crops, one random caption each, InfoNCE, a clipped AdamW step."""
+    device, train_data, mcfg = data.device, data.train, model.cfg
+    crops, pick = [], []
+    for i in idx:
+        a, b = _crop(len(train_data.positions[i]), mcfg.max_frames, cfg.min_crop, rng)
+        crops.append(train_data.positions[i][a:b])
+        caps = train_data.captions[i]
+        pick.append(caps[int(rng.integers(len(caps)))])
+    pos, lengths = motion_repr.pad_positions(crops)
+    feats, flen = motion_repr.features_from_positions(pos.to(device), lengths.to(device))
+    positives = positives_matrix(data.text_norm[pick], [train_data.caption_sets[i] for i in idx])
+    positives |= train_data.groups[idx][:, None] == train_data.groups[idx][None, :]
+    positives = torch.as_tensor(positives, device=device)
+    text_in = data.sent[torch.as_tensor(pick, device=device)]
+    if mcfg.negative_filter is not None:
+        positives = positives | (text_in @ text_in.T > mcfg.negative_filter)
+    motion_z = model.encode_features(feats, flen)
+    text_z = model.encode_text_embeddings(text_in)
+    loss = contrastive_loss(text_z, motion_z, positives, model.log_inv_temperature.exp().clamp(max=100.0))
+    optim.opt.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(optim.params, cfg.grad_clip)
+    optim.opt.step()
+    optim.sched.step()
+    return float(loss.detach())
+
+
+def train_epoch(model: TextMotionModel, data: TrainingData, cfg: TrainConfig, rng: np.random.Generator,
+                optim: Optimization, step: int, epoch: int, progress: bool) -> tuple[list[float], int]:
+    """One pass over the training clips in a random order, up to the step budget; returns (losses, step)."""
+    from tqdm import tqdm
+
+    model.train()
+    order = rng.permutation(len(data.train))
+    bar = tqdm(range(optim.steps_per_epoch), desc=f"{cfg.kind} epoch {epoch + 1}/{cfg.epochs}", disable=not progress,
+               leave=False, dynamic_ncols=True)
+    losses = []
+    for k in bar:
+        if step >= optim.total_steps:
             break
-        model.train()
-        order = rng.permutation(len(train_data))
-        bar = tqdm(range(steps_per_epoch), desc=f"{cfg.kind} epoch {epoch + 1}/{cfg.epochs}", disable=not progress,
-                   leave=False, dynamic_ncols=True)
-        losses, t_epoch = [], time.time()
-        for k in bar:
-            if step >= total_steps:
+        losses.append(train_step(model, data, order[k * optim.batch: (k + 1) * optim.batch], cfg, rng, optim))
+        step += 1
+        bar.set_postfix(loss=f"{np.mean(losses[-20:]):.3f}")
+    bar.close()
+    return losses, step
+
+
+def evaluate(model: TextMotionModel, data: TrainingData, cfg: TrainConfig, val_seed: int, epoch: int, step: int,
+             losses: list[float], optim: Optimization, t_epoch: float, log: Callable[[str], None]) -> dict:
+    """The epoch's log row: mean loss, R-precision and MM-Dist on the val split and a train subset."""
+    val = retrieval_metrics(model, data.val, data.sent, val_seed, cfg.val_repeats)
+    tr = retrieval_metrics(model, data.train, data.sent, val_seed, cfg.val_repeats, subset=max(len(data.val), 32))
+    row = {"epoch": epoch + 1, "step": step, "loss": float(np.mean(losses)) if losses else float("nan"),
+           "lr": optim.sched.get_last_lr()[0], "temperature": float(1 / model.log_inv_temperature.detach().exp()),
+           "val": val, "train_subset": tr, "seconds": round(time.time() - t_epoch, 2)}
+    log(f"epoch {epoch + 1}: loss {row['loss']:.4f}  val R@1/2/3 {val['top1']:.3f}/{val['top2']:.3f}/"
+        f"{val['top3']:.3f} MM-Dist {val['mm_dist']:.3f}  (train subset R@3 {tr['top3']:.3f})  {row['seconds']:.1f} s")
+    return row
+
+
+def save(model: TextMotionModel, out_dir: Path, summary: dict, log: Callable[[str], None]) -> None:
+    """Write `out_dir/{model.safetensors, config.json}` with the summary as metadata."""
+    model.save(out_dir, meta=summary)
+    log(f"saved {out_dir} (best epoch {summary['best_epoch']}, {summary['train_seconds']} s)")
+
+
+def train(corpus_path: str | Path, out_dir: str | Path, cfg: TrainConfig, text_cache: TextCache | None = None,
+          encoder=None, device: str | None = None, progress: bool = True,
+          log: Callable[[str], None] = print) -> dict:
+    """Train one model; writes `out_dir/{model.safetensors, config.json, train_log.jsonl}`. Returns the summary."""
+    seed = cfg.resolved_seed()
+    rng, device = _setup(seed, device)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    t0 = time.time()
+    data = load_data(corpus_path, cfg, text_cache, encoder, device, log)
+    mcfg = cfg.model_config()
+    model = TextMotionModel(mcfg).to(device)
+    fit_normalization(model, data.train.positions, device)
+    optim = make_optimization(model, cfg, len(data.train))
+    log(f"{cfg.kind}: {sum(p.numel() for p in optim.params) / 1e6:.2f} M parameters ({mcfg.arch}), "
+        f"{len(data.train)} train / {len(data.val)} val clips, {len(data.texts)} texts, "
+        f"{optim.steps_per_epoch} steps/epoch, {optim.total_steps} steps, device {device}, seed {seed}")
+
+    best, best_state, step, epochs_run = None, None, 0, 0
+    with open(out_dir / "train_log.jsonl", "w", encoding="utf-8") as log_file:
+        for epoch in range(cfg.epochs):
+            if step >= optim.total_steps:
                 break
-            idx = order[k * batch: (k + 1) * batch]
-            crops, pick = [], []
-            for i in idx:
-                a, b = _crop(len(train_data.positions[i]), mcfg.max_frames, cfg.min_crop, rng)
-                crops.append(train_data.positions[i][a:b])
-                caps = train_data.captions[i]
-                pick.append(caps[int(rng.integers(len(caps)))])
-            pos, lengths = motion_repr.pad_positions(crops)
-            feats, flen = motion_repr.features_from_positions(pos.to(device), lengths.to(device))
-            positives = positives_matrix(text_norm[pick], [train_data.caption_sets[i] for i in idx])
-            positives |= train_data.groups[idx][:, None] == train_data.groups[idx][None, :]
-            positives = torch.as_tensor(positives, device=device)
-            text_in = sent[torch.as_tensor(pick, device=device)]
-            if mcfg.negative_filter is not None:
-                positives = positives | (text_in @ text_in.T > mcfg.negative_filter)
-            motion_z = model.encode_features(feats, flen)
-            text_z = model.encode_text_embeddings(text_in)
-            loss = contrastive_loss(text_z, motion_z, positives, model.log_inv_temperature.exp().clamp(max=100.0))
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
-            opt.step()
-            sched.step()
-            step += 1
-            losses.append(float(loss.detach()))
-            bar.set_postfix(loss=f"{np.mean(losses[-20:]):.3f}")
-        bar.close()
-        epochs_run += 1
-        val = retrieval_metrics(model, val_data, sent, val_seed, cfg.val_repeats)
-        tr = retrieval_metrics(model, train_data, sent, val_seed, cfg.val_repeats,
-                              subset=max(len(val_data), 32))
-        row = {"epoch": epoch + 1, "step": step, "loss": float(np.mean(losses)) if losses else float("nan"),
-               "lr": sched.get_last_lr()[0], "temperature": float(1 / model.log_inv_temperature.detach().exp()),
-               "val": val, "train_subset": tr, "seconds": round(time.time() - t_epoch, 2)}
-        history.append(row)
-        log_file.write(json.dumps(row) + "\n")
-        log_file.flush()
-        log(f"epoch {epoch + 1}: loss {row['loss']:.4f}  val R@1/2/3 {val['top1']:.3f}/{val['top2']:.3f}/"
-            f"{val['top3']:.3f} MM-Dist {val['mm_dist']:.3f}  (train subset R@3 {tr['top3']:.3f})  {row['seconds']:.1f} s")
-        if best is None or _score(val) > _score(best["val"]):
-            best = row
-            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-    log_file.close()
+            t_epoch = time.time()
+            losses, step = train_epoch(model, data, cfg, rng, optim, step, epoch, progress)
+            epochs_run += 1
+            row = evaluate(model, data, cfg, seed + 1, epoch, step, losses, optim, t_epoch, log)
+            log_file.write(json.dumps(row) + "\n")
+            log_file.flush()
+            if best is None or _score(row["val"]) > _score(best["val"]):
+                best = row
+                best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
     if best_state is not None:
         model.load_state_dict(best_state)
     summary = {
         "kind": cfg.kind, "train_config": asdict(cfg), "seed": seed, "best_epoch": best["epoch"] if best else None,
         "best_val": best["val"] if best else None, "epochs_run": epochs_run, "steps": step,
         "train_seconds": round(time.time() - t0, 1), "device": _device_name(device),
-        "torch": torch.__version__, "corpus": str(corpus_path), "corpus_fingerprint": corpus.fingerprint,
-        "licences": corpus.licences,
-        "commercial_ok": all(corpus.clips[i].commercial_ok for i in train_data.indices),
-        "split": {"train": len(train_data), "val": len(val_data)},
-        "parameters": sum(p.numel() for p in params),
+        "torch": torch.__version__, "corpus": str(corpus_path), "corpus_fingerprint": data.corpus.fingerprint,
+        "licences": data.corpus.licences,
+        "commercial_ok": all(data.corpus.clips[i].commercial_ok for i in data.train.indices),
+        "split": {"train": len(data.train), "val": len(data.val)},
+        "parameters": sum(p.numel() for p in optim.params),
     }
-    model.save(out_dir, meta=summary)
-    log(f"saved {out_dir} (best epoch {summary['best_epoch']}, {summary['train_seconds']} s)")
+    save(model, out_dir, summary, log)
     return summary
 
 
@@ -321,6 +392,7 @@ def _score(val: dict) -> tuple:
 
 
 def _device_name(device: str) -> str:
+    """The GPU's name, or the CPU's with the thread count (for the summary)."""
     if device.startswith("cuda") and torch.cuda.is_available():
         return torch.cuda.get_device_name(torch.device(device))
     import platform
