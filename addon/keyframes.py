@@ -5,10 +5,16 @@ channelbag from `bpy_extras.anim_utils.action_ensure_channelbag_for_slot` (new i
 `channelbag.fcurves.new(path, index=i, group_name=group)`. Blender 4.2-4.5: the legacy
 `action.fcurves.new(path, index=i, action_group=group)` (4.4/4.5 map it onto the first slot).
 Either way each curve gets `keyframe_points.add(T)` and one `foreach_set("co", ...)`.
+
+Every Action written here records the scene frame rate its keys were made for (`sopo_fps`), its
+first frame (`sopo_start`) and whether its keys sit on whole frames, so `retime_action` can move
+it to another frame rate later (rotations slerped, everything else interpolated linearly).
 """
 import bpy
 import numpy as np
 from bpy_extras import anim_utils
+
+from .vendored import rotations as rot
 
 # `bpy.types.Action` has no Python attribute per RNA property, so `hasattr(bpy.types.Action,
 # "slots")` is False even in 5.0; the helper exists exactly where `Action.fcurves` is gone.
@@ -26,15 +32,35 @@ def scene_frames(scene: bpy.types.Scene, num_frames: int, motion_fps: float, sta
     return start + np.arange(num_frames, dtype=np.float64) * (scene_fps(scene) / float(motion_fps))
 
 
-def write_action(obj: bpy.types.Object, name: str, frames: np.ndarray, channels) -> bpy.types.Action:
+def remove_if_unused(action) -> bool:
+    """Delete an Action made here that nothing else uses (no fake user, no NLA strip, no other object)."""
+    if action is None or "sopo_fps" not in action or action.users > 0:
+        return False
+    bpy.data.actions.remove(action)
+    return True
+
+
+def write_action(obj: bpy.types.Object, name: str, frames: np.ndarray, channels, replace: bool = False,
+                 whole_frames: bool = True, scene=None) -> bpy.types.Action:
     """Key `channels` on `obj` as a new Action and assign it.
 
     channels: iterable of (data_path, group_name, values) with values (T, k): curve i of a
     path gets values[:, i]. Keys are linear: the data are samples, not poses to ease between.
+    replace: the object's current Action, if written here and used by nothing else, is deleted
+    first, so the new one takes its name instead of piling up "name.001", "name.002"...
     """
+    scene = scene or bpy.context.scene
     frames = np.asarray(frames, dtype=np.float32)
     count = frames.shape[0]
+    if replace and obj.animation_data is not None and obj.animation_data.action is not None:
+        old = obj.animation_data.action
+        if "sopo_fps" in old and old.users == 1:
+            obj.animation_data.action = None
+            remove_if_unused(old)
     action = bpy.data.actions.new(name)
+    action["sopo_fps"] = scene_fps(scene)
+    action["sopo_start"] = float(frames[0])
+    action["sopo_whole_frames"] = bool(whole_frames)
     animation_data = obj.animation_data or obj.animation_data_create()
     if HAS_CHANNELBAGS:
         slot = action.slots.new(id_type='OBJECT', name=obj.name)
@@ -69,6 +95,71 @@ def write_action(obj: bpy.types.Object, name: str, frames: np.ndarray, channels)
             bpy.context.view_layer.update()
         animation_data.action_slot = slot
     return action
+
+
+def fcurve_sets(action: bpy.types.Action) -> list:
+    """The Action's F-curves, one list per slot (one list before 5.0)."""
+    if HAS_CHANNELBAGS:
+        return [list(bag.fcurves) for layer in action.layers for strip in layer.strips for bag in strip.channelbags]
+    return [list(action.fcurves)]
+
+
+def _keys(fcurve) -> np.ndarray:
+    co = np.empty(2 * len(fcurve.keyframe_points), dtype=np.float64)
+    fcurve.keyframe_points.foreach_get("co", co)
+    return co.reshape(-1, 2)
+
+
+def _set_keys(fcurve, co: np.ndarray) -> None:
+    points = fcurve.keyframe_points
+    points.clear()
+    points.add(len(co))
+    points.foreach_set("co", np.asarray(co, dtype=np.float32).ravel())
+    points.foreach_set("interpolation", np.full(len(co), _LINEAR, dtype=np.int32))
+    fcurve.update()
+
+
+def retime_action(action: bpy.types.Action, fps: float) -> None:
+    """Move an Action written here to the scene rate `fps`, keeping its length in seconds: with whole
+    frames, one key per frame again (quaternions slerped between the old keys, other channels
+    linear); with source timing, the keys' frames are scaled."""
+    old_fps, start = float(action["sopo_fps"]), float(action.get("sopo_start", 1.0))
+    whole = bool(action.get("sopo_whole_frames", True))
+    groups = {}
+    for number, fcurves in enumerate(fcurve_sets(action)):
+        for fcurve in fcurves:
+            if len(fcurve.keyframe_points):
+                groups.setdefault((number, fcurve.data_path), []).append(fcurve)
+    for (_, path), fcurves in groups.items():
+        fcurves.sort(key=lambda fc: fc.array_index)
+        keys = [_keys(fc) for fc in fcurves]
+        times = (keys[0][:, 0] - start) / old_fps
+        if not whole:
+            for fcurve, co in zip(fcurves, keys):
+                _set_keys(fcurve, np.c_[start + (co[:, 0] - start) * fps / old_fps, co[:, 1]])
+            continue
+        count = int(round((times[-1] - times[0]) * fps)) + 1
+        new_times = np.minimum(times[0] + np.arange(count) / fps, times[-1])
+        frames = start + np.round(times[0] * fps) + np.arange(count)
+        if path.endswith("rotation_quaternion") and len(fcurves) == 4 \
+                and all(len(k) == len(keys[0]) for k in keys):
+            q = np.stack([k[:, 1] for k in keys], axis=1)
+            src = np.interp(new_times, times, np.arange(len(times)))
+            i0 = np.minimum(np.floor(src).astype(np.int64), len(times) - 1)
+            i1 = np.minimum(i0 + 1, len(times) - 1)
+            values = rot.quat_fix_continuity(rot.quat_slerp(q[i0], q[i1], src - i0), axis=0)
+            for index, fcurve in enumerate(fcurves):
+                _set_keys(fcurve, np.c_[frames, values[:, index]])
+        else:
+            for fcurve, co in zip(fcurves, keys):
+                _set_keys(fcurve, np.c_[frames, np.interp(new_times, (co[:, 0] - start) / old_fps, co[:, 1])])
+    action["sopo_fps"] = float(fps)
+
+
+def last_key_frame(obj: bpy.types.Object) -> float:
+    """The frame of the last key animating `obj` (its scene start frame when it has none)."""
+    last = [fc.keyframe_points[-1].co[0] for fc in action_fcurves(obj) if len(fc.keyframe_points)]
+    return float(max(last)) if last else float(bpy.context.scene.frame_start)
 
 
 def action_fcurves(obj: bpy.types.Object):

@@ -1,4 +1,5 @@
-"""Operators: Generate, Cancel, Pick, Send waiting picks, Apply to my rig (and an internal notifier).
+"""Operators: Generate, Cancel, Pick, Send waiting picks, Check server, Clear candidates, Update
+candidates, Re-time to the scene's frame rate, Apply to my rig (and an internal notifier).
 
 None of them waits for the server: they queue work for `session` and return. Failures that
 are known at once are reported with `self.report` and cancel the operator.
@@ -6,15 +7,16 @@ are known at once are reported with `self.report` and cancel the operator.
 import random
 
 import bpy
-from bpy.props import EnumProperty, IntProperty, StringProperty
+from bpy.props import BoolProperty, EnumProperty, IntProperty, StringProperty
 
-from . import bone_maps, candidates, preferences, retarget, session
+from . import bone_maps, candidates, keyframes, preferences, request, retarget, session
 from .client import ClientError
+from .constraints import ControlError
 from .outbox import OutboxError
 
 
 class SOPO_OT_generate(bpy.types.Operator):
-    """Generate motion candidates for the prompt on the motion server"""
+    """Generate motion candidates for the prompt (with the panel's controls) on the motion server"""
     bl_idname = "sopo.generate"
     bl_label = "Generate Motion"
     bl_options = {'REGISTER', 'UNDO'}
@@ -32,16 +34,25 @@ class SOPO_OT_generate(bpy.types.Operator):
 
     def execute(self, context):
         props = context.scene.sopo_motion
+        try:
+            plan = request.plan(context)  # the artist controls read from the scene, checked as the server would
+        except ControlError as exc:
+            session.set_status(str(exc), 'ERROR')
+            self.report({'ERROR'}, str(exc))
+            return {'CANCELLED'}
         if props.random_seed:
             props.seed = random.randrange(0, 2**31)
         try:
-            session.generate(context.scene, props.prompt.strip(), props.count, props.seconds, props.seed,
-                             props.guidance, props.model.strip())
+            session.generate(context.scene, props.prompt.strip(), props.count, plan.seconds, props.seed,
+                             props.guidance, props.model.strip(), constraints=plan.constraints,
+                             foot_cleanup=props.foot_cleanup, first_frame=plan.first_frame, anchor=plan.anchor,
+                             pinned_seconds=plan.pinned_seconds)
         except ClientError as exc:
             session.set_status(str(exc), 'ERROR')
             self.report({'ERROR'}, str(exc))
             return {'CANCELLED'}
-        self.report({'INFO'}, f"Generating {props.count} candidates (seed {props.seed})")
+        controls = f", {', '.join(plan.constraints.names())}" if plan.constraints is not None else ""
+        self.report({'INFO'}, f"Generating {session.plural(props.count, 'candidate')} (seed {props.seed}{controls})")
         return {'FINISHED'}
 
 
@@ -111,16 +122,13 @@ def _keep_only(context, collection, objects, chosen, mode):
     """Hide or delete the candidates (with their bodies and labels) other than `chosen`."""
     if mode == 'KEEP':
         return
-    drop = [obj for i, obj in enumerate(objects) if i != chosen]
-    drop += [child for obj in drop for child in obj.children]
-    drop += [obj for obj in collection.objects if obj.type == 'FONT' and obj.data.body != str(chosen + 1)]
-    for obj in drop:
+    for i, obj in enumerate(objects):
+        if i == chosen:
+            continue
         if mode == 'DELETE':
-            bpy.data.objects.remove(obj)
+            candidates.remove_candidate(obj)
         else:
-            if obj.name in context.view_layer.objects:
-                obj.hide_set(True)
-            obj.hide_render = True
+            candidates.set_hidden(candidates.parts_of(obj), True)
     keeper = objects[chosen]
     if keeper.name in context.view_layer.objects:
         context.view_layer.objects.active = keeper
@@ -143,16 +151,75 @@ class SOPO_OT_send_picks(bpy.types.Operator):
         return {'FINISHED'}
 
 
-def source_candidate(context):
-    """The candidate to transfer: the picked one, else a selected candidate, else None."""
-    collection, objects = _current_request(context)
-    picked = collection.get("sopo_picked", -1) if collection is not None else -1
-    if 0 <= picked < len(objects):
-        return objects[picked]
-    for obj in context.selected_objects:
-        if obj.type == 'ARMATURE' and candidates.CANDIDATE_KEY in obj:
-            return obj
-    return None
+class SOPO_OT_check_server(bpy.types.Operator):
+    """Say hello to the server now: is it reachable, which model, how fast does it answer"""
+    bl_idname = "sopo.check_server"
+    bl_label = "Check Server"
+    bl_options = {'REGISTER'}
+
+    def execute(self, context):
+        if not session.check_connection():
+            self.report({'ERROR'}, session.state().connection.error)
+            return {'CANCELLED'}
+        return {'FINISHED'}
+
+
+class SOPO_OT_clear_candidates(bpy.types.Operator):
+    """Delete every candidate that was not picked (of every request in this scene); picked motions stay"""
+    bl_idname = "sopo.clear_candidates"
+    bl_label = "Clear Candidates"
+    bl_options = {'REGISTER', 'UNDO'}
+
+    @classmethod
+    def poll(cls, context):
+        if not candidates.collections(context.scene):
+            cls.poll_message_set("No candidates in this scene")
+            return False
+        return True
+
+    def execute(self, context):
+        removed, kept = candidates.clear(context.scene)
+        self.report({'INFO'}, f"Deleted {session.plural(removed, 'candidate')}; kept {kept} picked")
+        return {'FINISHED'}
+
+
+class SOPO_OT_update_candidates(bpy.types.Operator):
+    """Key the latest candidates again with the panel's keys, in place and trim settings"""
+    bl_idname = "sopo.update_candidates"
+    bl_label = "Update Candidates"
+    bl_options = {'REGISTER', 'UNDO'}
+
+    @classmethod
+    def poll(cls, context):
+        if not candidates.candidate_objects(context.scene.sopo_motion.candidates):
+            cls.poll_message_set("Generate candidates first")
+            return False
+        return True
+
+    def execute(self, context):
+        collection = context.scene.sopo_motion.candidates
+        shape = session.shape_of(context.scene, candidates.first_frame_of(collection, context.scene))
+        count = candidates.rekey(context.scene, collection, shape)
+        self.report({'INFO'}, f"Keyed {session.plural(count, 'candidate')} again")
+        return {'FINISHED'}
+
+
+class SOPO_OT_retime(bpy.types.Operator):
+    """After changing the scene's frame rate: key every candidate and every applied motion again so it
+    lasts as long as before (and, with whole frames, has one key per frame)"""
+    bl_idname = "sopo.retime"
+    bl_label = "Re-time to Scene FPS"
+    bl_options = {'REGISTER', 'UNDO'}
+
+    def execute(self, context):
+        done, actions = candidates.retime(context.scene)
+        fps = keyframes.scene_fps(context.scene)
+        self.report({'INFO'}, f"Re-timed {session.plural(done, 'candidate')} and "
+                              f"{session.plural(actions, 'applied action')} to {fps:g} fps")
+        return {'FINISHED'}
+
+
+source_candidate = request.source_candidate  # the picked candidate, else a selected one (the panel shows it)
 
 
 class SOPO_OT_apply_to_rig(bpy.types.Operator):
@@ -163,6 +230,10 @@ class SOPO_OT_apply_to_rig(bpy.types.Operator):
 
     bone_map: EnumProperty(name="Bone map", items=bone_maps.ENUM_ITEMS, default='AUTO')
     bone_map_file: StringProperty(name="Map file", subtype='FILE_PATH')
+    feet_on_floor: BoolProperty(name="Feet on floor", default=True)
+    lock_feet: BoolProperty(name="Lock feet", default=True)
+    action_name: StringProperty(name="Action")
+    keep_previous: BoolProperty(name="Keep previous", default=False)
 
     @classmethod
     def poll(cls, context):
@@ -178,17 +249,24 @@ class SOPO_OT_apply_to_rig(bpy.types.Operator):
     def invoke(self, context, event):
         props = context.scene.sopo_motion
         self.bone_map, self.bone_map_file = props.bone_map, props.bone_map_file
+        self.feet_on_floor, self.lock_feet = props.feet_on_floor, props.lock_feet
+        self.action_name, self.keep_previous = props.action_name, props.keep_previous
         return self.execute(context)
 
     def execute(self, context):
         target, source = context.active_object, source_candidate(context)
         try:
             result = retarget.apply_to_rig(context.scene, source, target, self.bone_map,
-                                           bpy.path.abspath(self.bone_map_file))
+                                           bpy.path.abspath(self.bone_map_file), feet_on_floor=self.feet_on_floor,
+                                           lock_feet=self.lock_feet, name=self.action_name,
+                                           keep_previous=self.keep_previous)
         except (bone_maps.BoneMapError, retarget.RetargetError) as exc:
             self.report({'ERROR'}, str(exc))
             return {'CANCELLED'}
-        self.report({'INFO'}, f"Keyed {len(result.mapping)} bones of {target.name} as '{result.action.name}'")
+        feet = ""
+        if self.feet_on_floor and not any("feet not put" in w for w in result.warnings):
+            feet = f"; hips moved {100.0 * result.height_offset:+.1f} cm to put the feet on the floor"
+        self.report({'INFO'}, f"Keyed {len(result.mapping)} bones of {target.name} as '{result.action.name}'{feet}")
         for warning in result.warnings:
             self.report({'WARNING'}, warning)
         return {'FINISHED'}
@@ -219,6 +297,10 @@ class SOPO_MT_motion(bpy.types.Menu):
         layout.operator(SOPO_OT_cancel.bl_idname)
         layout.operator(SOPO_OT_pick.bl_idname, text="None Are Good").index = -1
         layout.operator(SOPO_OT_send_picks.bl_idname)
+        layout.operator(SOPO_OT_check_server.bl_idname)
+        layout.operator(SOPO_OT_clear_candidates.bl_idname)
+        layout.operator(SOPO_OT_update_candidates.bl_idname)
+        layout.operator(SOPO_OT_retime.bl_idname)
         layout.operator(SOPO_OT_apply_to_rig.bl_idname)
 
 
@@ -239,5 +321,6 @@ def unregister():
         getattr(bpy.types, name).remove(_menu_entry)
 
 
-classes = (SOPO_OT_generate, SOPO_OT_cancel, SOPO_OT_pick, SOPO_OT_send_picks, SOPO_OT_apply_to_rig,
+classes = (SOPO_OT_generate, SOPO_OT_cancel, SOPO_OT_pick, SOPO_OT_send_picks, SOPO_OT_check_server,
+           SOPO_OT_clear_candidates, SOPO_OT_update_candidates, SOPO_OT_retime, SOPO_OT_apply_to_rig,
            SOPO_OT_notify, SOPO_MT_motion)

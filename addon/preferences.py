@@ -9,24 +9,34 @@ from .client import ClientError, Curve
 DEFAULT_ADDRESS = "tcp://127.0.0.1:5555"
 
 
+def _connection_changed(self, context) -> None:
+    from . import session  # session imports this module
+
+    session.address_changed()
+
+
 class SOPO_AddonPreferences(bpy.types.AddonPreferences):
     bl_idname = __package__
 
     server_address: StringProperty(
-        name="Server address", default=DEFAULT_ADDRESS,
+        name="Server address", default=DEFAULT_ADDRESS, update=_connection_changed,
         description="ZeroMQ endpoint of `python server/serve.py` (tcp://HOST:PORT)")
+    reach_timeout: FloatProperty(
+        name="Answer within", default=1.5, min=0.2, max=60.0, unit='TIME_ABSOLUTE', update=_connection_changed,
+        description="A server that says nothing for this long after a hello is reported unreachable "
+                    "(a Generate sent to it fails, a Pick waits in the outbox)")
     timeout: FloatProperty(
         name="Timeout", default=30.0, min=0.2, max=600.0, unit='TIME_ABSOLUTE',
-        description="Seconds of silence from the server before a request is sent again")
+        description="Seconds of silence from a server that answered before a request is sent again")
     retries: IntProperty(
         name="Retries", default=2, min=0, max=20,
         description="How many times a silent request is sent again before giving up")
     server_key: StringProperty(
-        name="Server public key", default="",
+        name="Server public key", default="", update=_connection_changed,
         description="CURVE public key of the server (the 40-character Z85 key in its server.key); "
                     "needed when the server is bound beyond this computer")
     client_key_file: StringProperty(
-        name="Client key file", default="", subtype='FILE_PATH',
+        name="Client key file", default="", subtype='FILE_PATH', update=_connection_changed,
         description="This computer's CURVE key pair (NAME.key_secret made by server/make_keys.py)")
     unpicked: EnumProperty(
         name="After a pick", default='HIDE',
@@ -54,6 +64,7 @@ class SOPO_AddonPreferences(bpy.types.AddonPreferences):
         row = col.row(align=True)
         row.prop(self, "timeout")
         row.prop(self, "retries")
+        col.prop(self, "reach_timeout")
         col.prop(self, "server_key")
         col.prop(self, "client_key_file")
         col.prop(self, "unpicked")

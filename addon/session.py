@@ -1,4 +1,5 @@
-"""The add-on's live link to the server: one client, the requests in flight, the pick outbox.
+"""The add-on's live link to the server: one client, the connection state, the requests in
+flight, the pick outbox.
 
 Operators call `generate`, `cancel` and `pick`, which return at once. `poll_once()` is a
 plain function: `bpy.app.timers` calls it (through `_timer`) in Blender, tests call it
@@ -6,6 +7,14 @@ directly (the bpy module runs no timers). It reads the client's events on the ma
 and applies them to the scene: progress and errors go to the status line (and, with a UI, to
 the report area), a result becomes the candidates' collection, a `pick_ok` empties the pick
 out of the outbox. Status lives here, not in the .blend: it describes this session only.
+
+Connection state (the panel's first row): a short `hello` every `IDLE_PROBE` seconds (every
+`BUSY_PROBE` while a generation runs) says whether the server answers, which model it has
+loaded and how long it takes to answer. A server that says nothing within the preferences'
+"answer within" (1.5 s by default) is reported unreachable: a Generate sent to it fails then,
+a Pick stays in the outbox with a note. A server that sends progress is alive however long the
+generation takes. The client follows the preferences: a corrected address is used by the next
+request (a new client as soon as no generation runs on the old one).
 """
 from __future__ import annotations
 
@@ -14,13 +23,17 @@ import time
 from dataclasses import dataclass, field
 
 import bpy
+import numpy as np
 
-from . import body, candidates, preferences
+from . import body, candidates, keyframes, preferences, shaping
 from .client import Client, ClientError, Event
 from .outbox import FILE_NAME, Outbox, OutboxError
 from .vendored import protocol as P
 
 BUSY_INTERVAL = 0.1  # seconds between polls while requests are in flight
+IDLE_INTERVAL = 0.5  # seconds between polls otherwise
+IDLE_PROBE = 5.0  # seconds between hellos while idle
+BUSY_PROBE = 2.0  # seconds between hellos while a generation runs
 IDLE_RETRY = 15.0  # seconds between attempts to deliver waiting picks
 # Pick errors that will not change by sending again: the pick is kept under `failed`.
 FINAL_PICK_ERRORS = (P.UNKNOWN_REQUEST, P.BAD_INDEX, P.DUPLICATE_KEY, P.BAD_FIELD)
@@ -34,6 +47,19 @@ class Status:
 
 
 @dataclass
+class Connection:
+    """What the last hellos said about the server at `endpoint`."""
+
+    endpoint: str = ""
+    reachable: bool | None = None  # None: not known yet
+    model: str = ""
+    device: str = ""
+    latency: float | None = None  # seconds from hello to hello_ok
+    checked: float | None = None  # monotonic time of the last answer or silence
+    error: str = ""
+
+
+@dataclass
 class State:
     client: Client | None = None
     client_config: tuple = ()
@@ -41,9 +67,11 @@ class State:
     generate_info: dict = field(default_factory=dict)
     picks_in_flight: dict = field(default_factory=dict)  # message id -> idempotency key
     hello: dict | None = None  # fields of the server's last hello_ok
+    connection: Connection = field(default_factory=Connection)
     status: Status = field(default_factory=Status)
     outbox: Outbox | None = None
     next_flush: float = 0.0
+    next_probe: float = 0.0
 
 
 _state = State()
@@ -55,6 +83,25 @@ def state() -> State:
 
 def server_models() -> list[str]:
     return list((_state.hello or {}).get("models", []))
+
+
+def plural(count: int, word: str) -> str:
+    return f"{count} {word}" + ("" if count == 1 else "s")
+
+
+def connection_row() -> tuple[str, str]:
+    """(text, icon) for the panel's connection row."""
+    c = _state.connection
+    where = c.endpoint or "(no address)"
+    if c.error and c.reachable is None:
+        return c.error, 'ERROR'
+    if c.reachable is None:
+        return f"Checking {where}", 'SORTTIME'
+    if not c.reachable:
+        return f"Not reachable: {where}", 'UNLINKED'
+    latency = "" if c.latency is None else f" \u00b7 {1000.0 * c.latency:.0f} ms"
+    device = f" ({c.device})" if c.device else ""
+    return f"{c.model or 'server'}{device}{latency}", 'LINKED'
 
 
 # --- status and reports -----------------------------------------------------------------------
@@ -89,20 +136,61 @@ def _report(level: str, text: str) -> None:
 
 # --- the client -------------------------------------------------------------------------------
 
+def _config(prefs) -> tuple:
+    return (prefs.server_address.strip(), prefs.timeout, prefs.retries, prefs.server_key, prefs.client_key_file,
+            getattr(prefs, "reach_timeout", 1.5))
+
+
 def _client() -> Client:
-    """The client for the current preferences (a new one when they changed and nothing is in flight)."""
+    """The client for the current preferences: a new one when they changed, unless a generation is
+    still running on the old one (picks in flight are simply sent again from the outbox)."""
     prefs = preferences.get()
-    config = (prefs.server_address.strip(), prefs.timeout, prefs.retries, prefs.server_key, prefs.client_key_file)
-    if _state.client is not None and (config == _state.client_config or _state.client.busy):
+    config = _config(prefs)
+    if _state.client is not None and (config == _state.client_config or _state.generate_id is not None):
         return _state.client
-    client = Client(config[0], timeout=prefs.timeout, retries=prefs.retries, curve=preferences.curve_keys(prefs))
-    if _state.client is not None:
-        _state.client.close()
+    _drop_client()
+    _state.connection = Connection(endpoint=config[0])
+    try:
+        client = Client(config[0], timeout=prefs.timeout, retries=prefs.retries, curve=preferences.curve_keys(prefs),
+                        reach_timeout=config[5])
+    except ClientError as exc:
+        _state.connection.error = str(exc)
+        raise
     _state.client, _state.client_config = client, config
+    client.probe()
+    _state.next_probe = time.monotonic() + IDLE_PROBE
+    return client
+
+
+def _drop_client() -> None:
+    if _state.client is not None:
+        _state.client.close(linger=500)  # a cancel just sent still gets out
+    _state.client, _state.client_config = None, ()
     _state.hello = None
     _state.picks_in_flight.clear()
-    client.send(P.hello(client="sopo-blender"))
-    return client
+
+
+def address_changed() -> None:
+    """The preferences changed: check the (new) server now, unless a generation runs on the old one."""
+    if _state.generate_id is None:
+        _drop_client()
+        _state.connection = Connection(endpoint=preferences.get().server_address.strip())
+        _state.next_probe = 0.0
+    _ensure_timer()
+    _redraw()
+
+
+def check_connection() -> bool:
+    """Say hello now (the panel's refresh button); False when the address is unusable."""
+    try:
+        client = _client()
+    except ClientError:
+        _redraw()
+        return False
+    client.probe()
+    _state.next_probe = time.monotonic() + IDLE_PROBE
+    _ensure_timer()
+    return True
 
 
 def outbox() -> Outbox | None:
@@ -124,16 +212,31 @@ def _ensure_timer() -> None:
 # --- what operators call ------------------------------------------------------------------------
 
 def generate(scene: bpy.types.Scene, prompt: str, n: int, seconds: float, seed: int, guidance: float,
-             model: str = "") -> str:
-    """Send a generate request; returns its id. Raises ClientError when it cannot be sent."""
+             model: str = "", steps: int | None = None, *, constraints=None, foot_cleanup: bool = True,
+             first_frame: float | None = None, anchor=None, pinned_seconds=()) -> str:
+    """Send a generate request; returns its id. Raises ClientError when it cannot be sent.
+
+    constraints: the artist controls (shared.constraints.Constraints, checked); foot_cleanup: the server's foot
+    contact cleanup; the prompt's confidence is always asked for. first_frame: the scene frame the candidates'
+    keys begin at (None: the scene's start); anchor: (4, 4) world matrix the candidates get (None: a new row);
+    pinned_seconds: motion times of poses pinned from a rig (kept there by Apply to rig)."""
     if _state.generate_id is not None:
         raise ClientError("a generation is already running: cancel it first")
     client = _client()
-    message = P.generate(prompt, n=n, seconds=float(seconds), seed=int(seed), guidance=float(guidance),
-                         model=model or None)
+    try:
+        message = P.generate(prompt, n=n, seconds=float(seconds), seed=int(seed), guidance=float(guidance),
+                             model=model or None, steps=steps, constraints=constraints,
+                             foot_cleanup=bool(foot_cleanup), want_confidence=True)
+    except P.ProtocolError as exc:
+        raise ClientError(f"cannot send generate: {exc.message}") from None
     client.send(message)
     _state.generate_id = message.id
-    _state.generate_info = {"scene": scene.name, "prompt": prompt, "sent": time.monotonic()}
+    _state.generate_info = {"scene": scene.name, "prompt": prompt, "sent": time.monotonic(), "n": n,
+                            "first_frame": first_frame,
+                            "anchor": None if anchor is None else [float(v) for v in np.ravel(anchor)],
+                            "controls": [] if constraints is None else constraints.names(),
+                            "pinned_seconds": [float(x) for x in pinned_seconds]}
+    _state.next_probe = time.monotonic() + BUSY_PROBE
     set_status(f"Sent to {client.endpoint}: waiting for the server", progress=0.0)
     _ensure_timer()
     return message.id
@@ -183,7 +286,7 @@ def flush_outbox() -> int:
     try:
         client = _client()
     except ClientError as exc:
-        set_status(f"{len(box)} pick(s) waiting: {exc}", 'WARNING')
+        set_status(f"{plural(len(box), 'pick')} waiting in the outbox: {exc}", 'WARNING')
         return 0
     waiting = set(_state.picks_in_flight.values())
     sent = 0
@@ -199,20 +302,25 @@ def flush_outbox() -> int:
 
 # --- the poll ---------------------------------------------------------------------------------
 
-def poll_once() -> float | None:
-    """Apply whatever the server sent; returns seconds until the next poll, None when idle."""
-    client = _state.client
+def poll_once() -> float:
+    """Apply whatever the server sent, say hello when it is time; returns seconds until the next poll."""
+    try:
+        client = _client()
+    except ClientError:
+        client = None  # a bad address or key: the connection row says why
     if client is not None:
         for event in client.poll_once():
             _apply(event)
+        now = time.monotonic()
+        if _state.client is client and now >= _state.next_probe:
+            client.probe(now)
+            _state.next_probe = now + (BUSY_PROBE if _state.generate_id is not None else IDLE_PROBE)
     box = _state.outbox
     if box is not None and len(box) and not _state.picks_in_flight and time.monotonic() >= _state.next_flush:
         flush_outbox()
-    if _state.client is not None and _state.client.busy:
+    if _state.client is not None and (_state.client.busy or _state.client.probing):
         return BUSY_INTERVAL
-    if box is not None and len(box):
-        return max(BUSY_INTERVAL, min(IDLE_RETRY, _state.next_flush - time.monotonic()))
-    return None
+    return IDLE_INTERVAL
 
 
 def _timer() -> float | None:
@@ -227,10 +335,11 @@ def _timer() -> float | None:
 
 def _apply(event: Event) -> None:
     request = event.request
+    if event.reply is not None and _state.connection.reachable is False:
+        _state.connection.reachable = True  # it speaks again
+        _redraw()
     if request.type == "hello":
-        if event.type == "hello_ok":
-            _state.hello = dict(event.reply.fields)
-            _state.client.limits = P.Limits.from_dict(event.reply.fields["limits"])
+        _on_hello(event)
     elif request.type == "generate":
         if request.id == _state.generate_id:
             _on_generate(event)
@@ -241,14 +350,45 @@ def _apply(event: Event) -> None:
         flush_outbox()  # the server answers again: deliver what waited
 
 
+def _on_hello(event: Event) -> None:
+    c = _state.connection
+    c.checked = time.monotonic()
+    if event.type == "hello_ok":
+        f = event.reply.fields
+        _state.hello = dict(f)
+        _state.client.limits = P.Limits.from_dict(f["limits"])
+        c.reachable, c.model, c.device, c.latency, c.error = True, f.get("model", ""), f.get("device", ""), \
+            event.latency, ""
+    elif event.type == "unreachable":
+        c.reachable, c.error = False, event.error
+        if _state.generate_id is not None and _state.client is not None \
+                and _state.client.in_flight(_state.generate_id):
+            set_status("The server stopped answering: still waiting for it (Cancel to stop)", 'WARNING',
+                       progress=_state.status.progress)
+    elif event.type == "error":
+        c.reachable, c.error = True, event.reply.fields.get("message", "")
+    _redraw()
+
+
+def progress_text(step: int, total: int) -> tuple[str, float]:
+    """The status of a `progress`. The server counts one more step than it denoises (the last one
+    turns features into motions), so the steps shown match the result's `steps`."""
+    steps = total - 1 if total > 1 else total
+    if step > steps:
+        return "Generating: making the motions", 1.0
+    return f"Generating: step {step} of {steps}", step / total
+
+
 def _on_generate(event: Event) -> None:
     if event.type == "progress":
-        step, total = event.reply.fields["step"], event.reply.fields["total"]
-        set_status(f"Generating: step {step} of {total}", progress=step / total)
+        text, fraction = progress_text(event.reply.fields["step"], event.reply.fields["total"])
+        set_status(text, progress=fraction)
         return
     info = _state.generate_info
     _state.generate_id = None
-    if event.type == "failed":
+    if event.type == "unreachable":
+        set_status(f"Not generated: {event.error}", 'ERROR')
+    elif event.type == "failed":
         set_status(event.error, 'ERROR')
     elif event.type == "error":
         f = event.reply.fields
@@ -257,14 +397,46 @@ def _on_generate(event: Event) -> None:
         _import_result(event.reply, info)
 
 
+def shape_of(scene, first: float | None = None) -> shaping.Shape:
+    """The panel's timing, in place and trim settings as a Shape (trim in the motion's seconds, its frames
+    counted as the motion first played: from `first`, default the scene's start)."""
+    props = scene.sopo_motion
+    trim = None
+    if props.use_trim:
+        fps = keyframes.scene_fps(scene)
+        begin = scene.frame_start if first is None else first
+        lo = max(0.0, (props.trim_start - begin) / fps)
+        hi = (props.trim_end - begin) / fps
+        trim = (lo, max(lo, hi))
+    return shaping.Shape(whole_frames=props.timing == 'FRAMES', in_place=props.in_place, trim=trim)
+
+
+CONFIDENCE_KEYS = ("confidence", "low_confidence", "nearest_caption")
+
+
+def confidence_warning(collection) -> str | None:
+    """The panel's warning for a request whose prompt the server found far from its training data, else None."""
+    if collection is None or not collection.get("sopo_low_confidence"):
+        return None
+    confidence = collection.get("sopo_confidence")
+    nearest = collection.get("sopo_nearest_caption")
+    parts = [] if confidence is None else [f"confidence {float(confidence):.2f}"]
+    if nearest:
+        parts.append(f"nearest: '{nearest}'")
+    return "Far from the training data" + (f" ({'; '.join(parts)})" if parts else "")
+
+
 def _import_result(reply: P.Message, info: dict) -> None:
     scene = bpy.data.scenes.get(info.get("scene", "")) or bpy.context.scene
     f = reply.fields
     smpl, problem = body.from_preferences(preferences.get())  # the artist's own body, read here
     notes = [] if smpl is None else list(smpl.get("notes", ()))
+    first = info.get("first_frame")
+    anchor = info.get("anchor")
     build = dict(scene=scene, request_id=f["request_id"], prompt=info.get("prompt", ""),
                  rotations=reply.arrays["rotations"], translation=reply.arrays["translation"], fps=f["fps"],
-                 model=f["model"])
+                 model=f["model"], shape=shape_of(scene, first), hide_earlier=scene.sopo_motion.hide_earlier,
+                 first_frame=first, anchor=None if anchor is None else np.reshape(anchor, (4, 4)))
     try:
         try:
             collection = candidates.import_candidates(**build, body=smpl)
@@ -276,16 +448,28 @@ def _import_result(reply: P.Message, info: dict) -> None:
     except (ValueError, RuntimeError) as exc:
         set_status(f"Could not build the candidates: {exc}", 'ERROR')
         return
+    for key in CONFIDENCE_KEYS:
+        if f.get(key) is not None:
+            collection[f"sopo_{key}"] = f[key]
+    if info.get("controls"):
+        collection["sopo_controls"] = ", ".join(info["controls"])
+    if info.get("pinned_seconds"):
+        collection[candidates.PINNED_KEY] = list(info["pinned_seconds"])
     scene.sopo_motion.candidates = collection
     n, frames = reply.arrays["rotations"].shape[:2]
     seconds = time.monotonic() - info.get("sent", time.monotonic())
-    text = f"{n} candidates of {frames} frames ({seconds:.1f} s): play them, then pick the best"
+    steps = f", {plural(f['steps'], 'step')}" if f.get("steps") else ""
+    text = (f"{plural(n, 'candidate')} of {frames / f['fps']:.1f} s ({seconds:.1f} s{steps}): play "
+            + ("it" if n == 1 else "them, then pick the best"))
     if problem:
         set_status(f"{text}. No SMPL body, capsules instead: {problem}", 'WARNING')
     elif notes:
         set_status(f"{text}. SMPL body: {'; '.join(notes)}", 'WARNING')
     else:
         set_status(text)
+    warning = confidence_warning(collection)
+    if warning and not bpy.app.background:
+        _report('WARNING', f"{warning}: the motions may not show the prompt")
     if bpy.ops.ed.undo_push.poll():
         bpy.ops.ed.undo_push(message="Generate motion candidates")
 
@@ -298,6 +482,10 @@ def _on_pick(event: Event) -> None:
     if event.type == "pick_ok":
         box.delivered(key)
         set_status("Pick sent to the server" + (f"; {len(box)} still waiting" if len(box) else ""))
+    elif event.type == "unreachable":
+        _state.next_flush = time.monotonic() + IDLE_RETRY
+        set_status(f"{plural(len(box), 'pick')} kept in the outbox, sent when the server is back: {event.error}",
+                   'WARNING')
     elif event.type == "error" and event.reply.fields["code"] in FINAL_PICK_ERRORS:
         f = event.reply.fields
         box.refused(key, f"{f['code']}: {f['message']}")
@@ -305,17 +493,19 @@ def _on_pick(event: Event) -> None:
     else:
         reason = event.error if event.type == "failed" else event.reply.fields["message"]
         _state.next_flush = time.monotonic() + IDLE_RETRY
-        set_status(f"{len(box)} pick(s) kept in the outbox, sent when the server is back ({reason})", 'WARNING')
+        set_status(f"{plural(len(box), 'pick')} kept in the outbox, sent when the server is back ({reason})",
+                   'WARNING')
 
 
 # --- add-on lifetime ----------------------------------------------------------------------------
 
 def start() -> None:
-    """On register: load the outbox and, if picks wait there, start delivering them."""
+    """On register: load the outbox (picks waiting there are delivered as soon as the server answers)
+    and start the background poll that keeps the connection row current."""
     box = outbox()
     if box is not None and len(box):
         _state.next_flush = 0.0
-        _ensure_timer()
+    _ensure_timer()
 
 
 def stop() -> None:

@@ -1,5 +1,5 @@
 """Where the add-on finds the project's `shared/` package (skeleton, rotations, motion, protocol,
-body_model).
+constraints, body_model).
 
 One scheme, two layouts:
 - the built extension (build.py) carries a copy of `shared/` as the subpackage `<add-on>.shared`;
@@ -10,8 +10,8 @@ Add-on modules import `shared` modules only through this file.
 from pathlib import Path
 
 if (Path(__file__).parent / "shared" / "__init__.py").is_file():
-    from .shared import body_model, motion, protocol, rotations, skeleton
+    from .shared import body_model, constraints, motion, protocol, rotations, skeleton
 else:
-    from shared import body_model, motion, protocol, rotations, skeleton
+    from shared import body_model, constraints, motion, protocol, rotations, skeleton
 
-__all__ = ("body_model", "motion", "protocol", "rotations", "skeleton")
+__all__ = ("body_model", "constraints", "motion", "protocol", "rotations", "skeleton")

@@ -73,7 +73,7 @@ def frame_camera(scene, objects, frame: int, labels) -> None:
     """An orthographic camera, a little above and to the side, fitting every joint and label."""
     scene.frame_set(frame)
     depsgraph = bpy.context.evaluated_depsgraph_get()
-    points = [label.location + Vector((0.0, 0.0, 0.3)) for label in labels]
+    points = [label.matrix_world.translation + Vector((0.0, 0.0, 0.3)) for label in labels]
     for obj in objects:
         evaluated = obj.evaluated_get(depsgraph)
         points += [evaluated.matrix_world @ evaluated.pose.bones[n].head for n in skeleton.JOINT_NAMES]

@@ -8,8 +8,12 @@
 
 Methods: sopo (offline preferred vs online lowest-reward sample), offline-dpo (chosen vs
 rejected), online-dpo (best vs worst policy sample), sft (the preferred motions). The new
-checkpoint goes to --out (default: the server's models folder, so `reload` finds it by its
-folder name) with report.md, curves.png and finetune_log.json beside the weights.
+checkpoint goes to --out with report.md, curves.png and finetune_log.json beside the weights.
+Default --out: with --server, the models folder that server tells in hello when it runs on
+this machine (then it reloads the new checkpoint by its folder name); for a server on another
+machine the checkpoint stays in this machine's default models folder and finetune.py prints
+how to copy it there and `--reload` it; without --server, the default server's models folder.
+A batch is min(--batch-size, usable pairs): a handful of picks trains with a smaller batch.
 See server/align/sopo.py for the losses and server/align/preference_training.py for the loop.
 """
 from __future__ import annotations
@@ -17,7 +21,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import time
 from pathlib import Path
 
 if __package__ in (None, ""):
@@ -28,38 +31,36 @@ from server.data.corpus import CorpusError  # noqa: E402
 from server.eval.evaluator import DEFAULT_EVALUATOR_DIR, DEFAULT_REWARD_DIR  # noqa: E402
 from server.align.preference_data import PreferenceDataError  # noqa: E402
 from server.align.preference_training import FinetuneConfig, FinetuneInputs  # noqa: E402
+from server.align.server_link import (ServerFolder, ask_models_dir, copy_instructions, new_checkpoint_dir,  # noqa: E402
+                                      reload_server)
+from server.service.models_folder import default_models_dir  # noqa: E402
 from server.align.sopo import METHODS  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-
-
-def default_models_dir() -> Path:
-    """The models folder of a server started with the default data folder (reload finds names there)."""
-    try:
-        from server.service.service import default_data_dir
-    except ImportError:  # no pyzmq on this machine: the same rule as server.service.service.default_data_dir
-        if os.name == "nt" and os.environ.get("LOCALAPPDATA"):
-            return Path(os.environ["LOCALAPPDATA"]) / "sopo-motion" / "models"
-        base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
-        return Path(base) / "sopo-motion" / "models"
-    return default_data_dir() / "models"
+DEFAULT_CORPUS = REPO_ROOT / "data" / "corpus"
 
 
 def parse_args(argv):
     d = FinetuneConfig()
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--picks", type=Path, help="the server's picks.db")
-    p.add_argument("--corpus", type=Path, help="corpus folder: its train clips become preferred motions too")
+    p.add_argument("--corpus", type=Path, help="corpus folder: its train clips become preferred motions too (default "
+                   "with --picks: data/corpus when it exists, only to give 'none are good' picks whose prompt is a "
+                   "corpus caption that caption's motion)")
+    p.add_argument("--no-corpus", action="store_true", help="with --picks: use no corpus at all")
     p.add_argument("--method", choices=METHODS, default="sopo")
     p.add_argument("--base", type=Path, help="checkpoint folder to start from (default: the bundled default)")
     p.add_argument("--out", type=Path, help="new checkpoint folder (default: <server models folder>/<method>-<time>)")
     p.add_argument("--steps", type=int, default=d.steps)
-    p.add_argument("--batch-size", type=int, default=16, help="pairs per step (the paper: 64; picks DBs are small)")
+    p.add_argument("--batch-size", type=int, default=16,
+                   help="pairs per step (the paper: 64; picks DBs are small); fewer when fewer pairs are usable")
     p.add_argument("--lr", type=float, default=d.lr)
     p.add_argument("--warmup", type=int, default=d.warmup)
     p.add_argument("--weight-decay", type=float, default=d.weight_decay)
     p.add_argument("--beta", type=float, default=d.beta)
     p.add_argument("--tau", type=float, default=d.tau)
+    p.add_argument("--tau-quantile", type=float, default=d.tau_quantile,
+                   help="> 0: SoPo's tau = this quantile of the rewards of K reference samples per training caption")
     p.add_argument("--C", type=float, default=d.C)
     p.add_argument("--scale", type=float, default=d.scale, help="the constant T*w(t) of Diffusion-DPO (see sopo.py)")
     p.add_argument("--k", type=int, default=d.k, help="online samples per caption (0: 4 for MDM, 2 for MLD)")
@@ -70,6 +71,7 @@ def parse_args(argv):
     p.add_argument("--picks-fraction", type=float, default=d.picks_fraction,
                    help="share of each batch from picks when --corpus adds dataset motions")
     p.add_argument("--corpus-clips", type=int, default=0, help="at most this many corpus clips (0: all)")
+    p.add_argument("--max-picks", type=int, default=None, help="use only the first (oldest) N picks")
     p.add_argument("--no-corpus-clips", action="store_true",
                    help="use --corpus only to find preferred motions for 'none are good' picks")
     p.add_argument("--seed", type=int, default=d.seed)
@@ -95,14 +97,6 @@ def parse_args(argv):
     return p.parse_args(argv)
 
 
-def reload_server(endpoint: str, name: str, server_key=None, client_secret=None, timeout: float = 120.0) -> str:
-    """Send `reload name`; returns the loaded model id. Raises ServerError / ServerUnavailable."""
-    from server.service.client import MotionClient
-
-    with MotionClient(endpoint, timeout=timeout, retries=0, server_key=server_key, client_secret=client_secret) as c:
-        return c.reload(name, timeout=timeout).fields["model"]
-
-
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = parse_args(argv)
@@ -112,25 +106,19 @@ def main(argv: list[str] | None = None) -> int:
         return _reload(args, args.reload)
 
     from server.align.finetune_report import evaluate_result, write_report
-    from server.model.inference import default_checkpoint_dir
     from server.align.preference_training import finetune
 
-    base = args.base or default_checkpoint_dir()
-    models_dir = default_models_dir()
-    out = args.out or models_dir / f"{args.method}-{time.strftime('%Y%m%d-%H%M%S')}"
-    cfg = FinetuneConfig(method=args.method, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
-                         warmup=args.warmup, weight_decay=args.weight_decay, beta=args.beta, tau=args.tau, C=args.C,
-                         scale=args.scale, k=args.k, sample_steps=args.sample_steps, guidance=args.guidance,
-                         cond_drop=args.cond_drop, vel_weight=args.vel_weight, picks_fraction=args.picks_fraction,
-                         corpus_clips=args.corpus_clips, seed=args.seed, device=args.device, amp=not args.no_amp,
-                         log_every=args.log_every, progress=not args.no_progress)
-    search = list(args.models) or [models_dir]
-    search += [Path(out).parent, REPO_ROOT / "server" / "checkpoints"]
-    inputs = FinetuneInputs(base=base, picks=args.picks, corpus=args.corpus,
-                            reward=args.reward if args.method != "sft" else None, text_cache=args.text_cache,
-                            models_dirs=search, skip_family_check=args.skip_family_check,
-                            corpus_clips=not args.no_corpus_clips,
-                            feature_cache_dir=args.feature_cache)
+    where = None
+    if args.server:  # ask first: the checkpoint goes to the server's own models folder when it runs here
+        where = _ask_server(args)
+        if where is None:
+            return 3
+    models_dir = (where.models_dir if where and where.models_dir else None) or default_models_dir()
+    out = args.out or new_checkpoint_dir(models_dir, args.method)
+    if where and where.models_dir and Path(out).resolve().parent != where.models_dir.resolve():
+        print(f"finetune.py: note: --out {out} is not in the server's models folder {where.models_dir}; the "
+              "server can load it only once it is there", file=sys.stderr)
+    cfg, inputs = _config_and_inputs(args, out, models_dir)
     command = "python server/finetune.py " + " ".join(argv)
     try:
         cfg.validate()
@@ -154,13 +142,58 @@ def main(argv: list[str] | None = None) -> int:
     report = write_report(result.checkpoint, result.summary, result.history, rows, note)
     print(f"report {report}")
     print(f"checkpoint {result.checkpoint}")
-    name = result.checkpoint.name
-    if args.server:
-        return _reload(args, name, result.checkpoint)
+    return _hand_over(args, where, result.checkpoint, models_dir)
+
+
+def _config_and_inputs(args, out: Path, models_dir: Path) -> tuple[FinetuneConfig, FinetuneInputs]:
+    from server.model.inference import default_checkpoint_dir
+
+    cfg = FinetuneConfig(method=args.method, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
+                         warmup=args.warmup, weight_decay=args.weight_decay, beta=args.beta, tau=args.tau,
+                         tau_quantile=args.tau_quantile, C=args.C,
+                         scale=args.scale, k=args.k, sample_steps=args.sample_steps, guidance=args.guidance,
+                         cond_drop=args.cond_drop, vel_weight=args.vel_weight, picks_fraction=args.picks_fraction,
+                         corpus_clips=args.corpus_clips, seed=args.seed, device=args.device, amp=not args.no_amp,
+                         log_every=args.log_every, progress=not args.no_progress)
+    search = list(args.models) or [models_dir]
+    search += [Path(out).parent, REPO_ROOT / "server" / "checkpoints"]
+    corpus, corpus_clips = args.corpus, not args.no_corpus_clips
+    if corpus is None and args.picks is not None and not args.no_corpus and (DEFAULT_CORPUS / "clips.jsonl").is_file():
+        corpus, corpus_clips = DEFAULT_CORPUS, False  # only for "none are good" picks on corpus captions
+        print(f"corpus {DEFAULT_CORPUS}: gives 'none are good' picks on corpus captions their clip's motion "
+              "(--no-corpus: none)")
+    inputs = FinetuneInputs(base=args.base or default_checkpoint_dir(), picks=args.picks, corpus=corpus,
+                            reward=args.reward if args.method != "sft" else None, text_cache=args.text_cache,
+                            models_dirs=search, skip_family_check=args.skip_family_check,
+                            corpus_clips=corpus_clips, feature_cache_dir=args.feature_cache, max_picks=args.max_picks)
+    return cfg, inputs
+
+
+def _hand_over(args, where: ServerFolder | None, checkpoint: Path, models_dir: Path) -> int:
+    """Reload the server, or say how to get the checkpoint served."""
+    name = checkpoint.name
+    if where is not None and (where.models_dir is not None or args.out):
+        return _reload(args, name, checkpoint)
+    if where is not None:  # a server elsewhere: it cannot see this folder
+        print(copy_instructions(args.server, checkpoint, where.told))
+        return 0
     print(f"to use it: restart the server with `python server/serve.py --checkpoint {name}` (it looks in "
           f"{models_dir}), or load it into a running one with\n  python server/finetune.py --server "
           f"tcp://127.0.0.1:5555 --reload {name}")
     return 0
+
+
+def _ask_server(args) -> ServerFolder | None:
+    """The server's model and models folder (None after printing why it did not answer)."""
+    from server.service.client import ServerError, ServerUnavailable
+    try:
+        return ask_models_dir(args.server, args.server_key, args.client_secret)
+    except ServerUnavailable:
+        print(f"finetune.py: no answer from {args.server}: start the server first, or leave out --server (then load "
+              "the new checkpoint later with --server ... --reload NAME)", file=sys.stderr)
+    except ServerError as exc:
+        print(f"finetune.py: the server at {args.server} refused hello: {exc}", file=sys.stderr)
+    return None
 
 
 def _reload(args, name: str, folder: Path | None = None) -> int:

@@ -22,10 +22,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keys", type=Path, required=True, help="key folder")
     parser.add_argument("--client", action="append", default=[], help="make a client key pair (repeatable)")
     args = parser.parse_args(argv)
-    print(f"server public key: {make_server_keys(args.keys)}")
-    for name in args.client:
-        public, secret = make_client_keys(args.keys, name)
-        print(f"client {name}: {secret} (secret, give to the client) and {public}")
+    try:
+        print(f"server public key: {make_server_keys(args.keys)}")
+        for name in args.client:
+            public, secret = make_client_keys(args.keys, name)
+            print(f"client {name}: {secret} (secret, give to the client) and {public}")
+    except (OSError, ValueError) as exc:
+        print(f"make_keys.py: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 

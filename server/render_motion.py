@@ -1,30 +1,29 @@
-"""Stick-figure renders of SMPL-22 motions: a PNG strip of frames, or an animated GIF.
+"""Render a motion (.npz, or a corpus clip) as a stick-figure PNG strip or an animated GIF.
 
-Uses matplotlib's Agg canvas directly (never pyplot), so importing this module does not
-change anyone's backend. Our Y-up world is shown with matplotlib's Z as up: a point
-(x, y, z) is drawn at (x, -z, y), a proper rotation, so left and right are not mirrored.
-Left limbs are blue, right limbs red, the spine black; the pelvis leaves a trail on the
-floor grid; every view is a 1:1:1 perspective box that follows the pelvis.
+    python server/render_motion.py in.npz --out strip.png|anim.gif [--frames 8] [--title T]
+    python server/render_motion.py CLIP_ID --corpus data/corpus --out clip.gif
 
-CLI:  python server/render_motion.py in.npz --out strip.png|anim.gif [--frames 8] [--title T]
+The renderer itself is `server/eval/render.py`.
 """
 from __future__ import annotations
 
 import argparse
-from typing import Sequence
-
-from shared.motion import Motion, MotionError
 import sys
 from pathlib import Path
+from typing import Sequence
 
 if __package__ in (None, ""):  # run as a script: import from the repository root, not server/
     sys.path[0] = str(Path(__file__).resolve().parent.parent)
 
-from server.eval.render import render_gif, render_strip
+from server.eval.render import render_gif, render_strip  # noqa: E402
+from shared.motion import Motion, MotionError  # noqa: E402
+
+PROG = "render_motion.py"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Render a motion .npz as a stick-figure PNG strip or GIF.")
+    parser = argparse.ArgumentParser(prog=PROG, description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("motion", help=".npz written by Motion.save, or a clip id with --corpus")
     parser.add_argument("--corpus", type=Path, default=None, help="read clip MOTION from this corpus folder")
     parser.add_argument("--out", type=Path, required=True, help="output .png (strip) or .gif (animation)")
@@ -34,7 +33,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     suffix = args.out.suffix.lower()
     if suffix not in (".png", ".gif"):
-        parser.error(f"--out must end in .png or .gif, got {args.out}")
+        print(f"{PROG}: --out must end in .png or .gif, got {args.out}", file=sys.stderr)
+        return 2
     try:
         if args.corpus is not None:
             from server.data.corpus import Corpus, CorpusError
@@ -50,13 +50,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             motion = Motion.load(args.motion)
             default_title = Path(args.motion).stem
     except (MotionError, OSError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"{PROG}: {exc}", file=sys.stderr)
         return 2
     title = default_title if args.title is None else args.title
-    if suffix == ".png":
-        render_strip(motion, args.out, frames=args.frames, titles=[title])
-    else:
-        render_gif(motion, args.out, step=args.step, title=title)
+    try:
+        if suffix == ".png":
+            render_strip(motion, args.out, frames=args.frames, titles=[title])
+        else:
+            render_gif(motion, args.out, step=args.step, title=title)
+    except (OSError, ValueError) as exc:   # an unwritable --out, --frames 0, --step 0
+        print(f"{PROG}: {exc}", file=sys.stderr)
+        return 2
     print(f"wrote {args.out} ({motion.num_frames} frames, {motion.duration:.2f} s)")
     return 0
 

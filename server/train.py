@@ -23,7 +23,10 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a script: import from the repository root, not server/
     sys.path[0] = str(Path(__file__).resolve().parent.parent)
 
+from server.data.corpus import CorpusError
 from server.model.config import ConfigError, RunConfig, apply_overrides, from_dict, preset
+from server.model.device import DeviceError, resolve_device
+from server.model.text_encoder import TextEncoderError
 from server.model.training import train
 
 
@@ -48,14 +51,22 @@ def parse_args(argv: list[str]) -> RunConfig:
     return apply_overrides(cfg, rest)
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     try:
         cfg = parse_args(argv)
-    except (ConfigError, IndexError) as exc:
-        sys.exit(f"train.py: {exc}")
-    train(cfg, command="python server/train.py " + " ".join(argv))
+        if cfg.train.device:
+            resolve_device(cfg.train.device)
+    except (ConfigError, IndexError, OSError, ValueError, DeviceError) as exc:   # ValueError: a bad --config JSON
+        print(f"train.py: {exc}", file=sys.stderr)
+        return 2
+    try:
+        train(cfg, command="python server/train.py " + " ".join(argv))
+    except (CorpusError, TextEncoderError, ConfigError) as exc:  # ConfigError: e.g. a bad train.init_from
+        print(f"train.py: {exc}", file=sys.stderr)
+        return 2
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

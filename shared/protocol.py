@@ -20,7 +20,10 @@ from typing import Any, Callable, Collection
 
 import numpy as np
 
+from . import constraints as _constraints
+
 PROTOCOL_VERSION = 1
+PROTOCOL_MINOR = 1  # 1.1: optional constraints on `generate` (shared/constraints.py); `v` stays PROTOCOL_VERSION
 NUM_JOINTS = 22  # SMPL-22 (shared/skeleton.py); repeated here so this file stands alone
 
 DEFAULT_N = 4
@@ -28,7 +31,9 @@ DEFAULT_SECONDS = 6.0
 MAX_SEED = 2**63 - 1
 MAX_ID_CHARS = 128
 MAX_NAME_CHARS = 128
+MAX_PATH_CHARS = 4096   # hello_ok's models_dir: an absolute path on the server's machine
 MAX_ERROR_CHARS = 4000
+MAX_CAPTION_CHARS = 300  # result's nearest_caption
 MAX_NDIM = 8
 MAX_ARRAYS = 8  # array frames per message
 
@@ -204,8 +209,8 @@ def _number(f: dict, name: str, lo: float, hi: float, *, required: bool = False,
         raise ProtocolError(BAD_FIELD, f"field '{name}' is {value}, must be in {bracket}{lo}, {hi}]")
 
 
-def _bool(f: dict, name: str, *, required: bool = False) -> None:
-    if _present(f, name, required, False) and not isinstance(f[name], bool):
+def _bool(f: dict, name: str, *, required: bool = False, nullable: bool = False) -> None:
+    if _present(f, name, required, nullable) and not isinstance(f[name], bool):
         raise ProtocolError(BAD_FIELD, f"field '{name}' must be true or false, got {f[name]!r}")
 
 
@@ -248,6 +253,7 @@ def _request_id(f: dict, *, nullable: bool = False) -> None:
 
 def _check_hello(f: dict, arrays: dict, limits: Limits) -> None:
     _str(f, "client", nullable=True, max_len=MAX_NAME_CHARS)
+    _bool(f, "want_models_dir")
 
 
 def _check_hello_ok(f: dict, arrays: dict, limits: Limits) -> None:
@@ -260,6 +266,7 @@ def _check_hello_ok(f: dict, arrays: dict, limits: Limits) -> None:
     Limits.from_dict(f["limits"])
     _object(f, "skeleton", required=True)
     _str(f, "device", nullable=True)
+    _str(f, "models_dir", nullable=True, min_len=1, max_len=MAX_PATH_CHARS)
 
 
 def _check_generate(f: dict, arrays: dict, limits: Limits) -> None:
@@ -272,6 +279,13 @@ def _check_generate(f: dict, arrays: dict, limits: Limits) -> None:
     _number(f, "guidance", limits.min_guidance, limits.max_guidance, nullable=True)
     _int(f, "steps", 1, limits.max_steps, nullable=True)
     _str(f, "model", nullable=True, min_len=1)
+    _bool(f, "foot_cleanup", nullable=True)
+    _bool(f, "want_confidence", nullable=True)
+    frames = _constraints.clip_frames(f.get("seconds") or DEFAULT_SECONDS)
+    try:   # v1.1 constraints: every field and array checked against the clip's frames (at 20 fps)
+        _constraints.Constraints.from_wire(f, arrays, frames)
+    except _constraints.ConstraintError as exc:
+        raise ProtocolError(exc.code, exc.message) from None
 
 
 def _check_progress(f: dict, arrays: dict, limits: Limits) -> None:
@@ -287,6 +301,9 @@ def _check_result(f: dict, arrays: dict, limits: Limits) -> None:
     _int(f, "seed", 0, MAX_SEED, nullable=True)
     _int(f, "steps", 1, 2**31, nullable=True)
     _number(f, "guidance", -1e6, 1e6, nullable=True)
+    _number(f, "confidence", 0.0, 1.0, nullable=True)
+    _str(f, "nearest_caption", nullable=True, max_len=MAX_CAPTION_CHARS)
+    _bool(f, "low_confidence", nullable=True)
     rot, trans = arrays["rotations"], arrays["translation"]
     if rot.ndim != 4 or rot.shape[2:] != (NUM_JOINTS, 4):
         raise ProtocolError(BAD_SHAPE, f"array 'rotations' must be (n, T, {NUM_JOINTS}, 4), got {rot.shape}")
@@ -340,18 +357,22 @@ class _TypeSpec:
     fields: tuple[str, ...]
     check: Callable[[dict, dict, Limits], None]
     arrays: tuple[tuple[str, str], ...] = ()   # (name, dtype) in frame order, all required
+    optional_arrays: tuple[tuple[str, str], ...] = ()   # (name, dtype): any of them, in this order
 
 
 CLIENT_TYPES = ("hello", "generate", "cancel", "pick", "reload")              # what a server accepts
 SERVER_TYPES = ("hello_ok", "progress", "result", "error", "pick_ok", "reload_ok")  # what a client accepts
 
 MESSAGE_TYPES: dict[str, _TypeSpec] = {
-    "hello": _TypeSpec(("client",), _check_hello),
+    "hello": _TypeSpec(("client", "want_models_dir"), _check_hello),
     "hello_ok": _TypeSpec(("request_id", "protocol", "server", "models", "model", "limits",
-                           "skeleton", "device"), _check_hello_ok),
-    "generate": _TypeSpec(("prompt", "n", "seconds", "seed", "guidance", "steps", "model"), _check_generate),
+                           "skeleton", "device", "models_dir"), _check_hello_ok),
+    "generate": _TypeSpec(("prompt", "n", "seconds", "seed", "guidance", "steps", "model", "foot_cleanup",
+                           "want_confidence") + _constraints.FIELDS,
+                          _check_generate, optional_arrays=tuple((a, "float32") for a in _constraints.ARRAYS)),
     "progress": _TypeSpec(("request_id", "step", "total"), _check_progress),
-    "result": _TypeSpec(("request_id", "model", "fps", "seed", "steps", "guidance"), _check_result,
+    "result": _TypeSpec(("request_id", "model", "fps", "seed", "steps", "guidance", "confidence",
+                         "nearest_caption", "low_confidence"), _check_result,
                         (("rotations", "float32"), ("translation", "float32"))),
     "error": _TypeSpec(("request_id", "code", "message"), _check_error),
     "cancel": _TypeSpec(("request_id",), _check_cancel),
@@ -371,9 +392,14 @@ def _validate(msg_type: str, fields: dict, arrays: dict[str, np.ndarray], limits
     if unknown:
         raise ProtocolError(BAD_FIELD, f"'{msg_type}' has unknown fields {unknown}; allowed: {list(spec.fields)}")
     wanted = [name for name, _ in spec.arrays]
-    if list(arrays) != wanted:
+    optional = [name for name, _ in spec.optional_arrays]
+    if spec.optional_arrays:
+        if [a for a in optional if a in arrays] != list(arrays):
+            raise ProtocolError(BAD_FRAMES, f"'{msg_type}' may carry arrays {optional} (in this order), "
+                                f"got {list(arrays)}")
+    elif list(arrays) != wanted:
         raise ProtocolError(BAD_FRAMES, f"'{msg_type}' carries arrays {wanted}, got {list(arrays)}")
-    for name, dtype in spec.arrays:
+    for name, dtype in spec.arrays + tuple(a for a in spec.optional_arrays if a[0] in arrays):
         if arrays[name].dtype != DTYPES[dtype]:
             raise ProtocolError(BAD_DTYPE, f"array '{name}' must be {dtype}, got {arrays[name].dtype}")
     spec.check(fields, arrays, limits)
@@ -556,22 +582,46 @@ def _drop_none(**fields: Any) -> dict[str, Any]:
     return {k: v for k, v in fields.items() if v is not None}
 
 
-def hello(client: str | None = None, msg_id: str | None = None) -> Message:
-    return Message("hello", msg_id or new_id(), _drop_none(client=client))
+def hello(client: str | None = None, msg_id: str | None = None, want_models_dir: bool | None = None) -> Message:
+    """``want_models_dir``: ask for the server's models folder (answered only to clients on its machine)."""
+    return Message("hello", msg_id or new_id(), _drop_none(client=client, want_models_dir=want_models_dir))
 
 
 def hello_ok(request_id: str, server: str, models: list[str], model: str, limits: Limits,
-             skeleton: dict[str, Any], device: str | None = None, msg_id: str | None = None) -> Message:
+             skeleton: dict[str, Any], device: str | None = None, msg_id: str | None = None,
+             models_dir: str | None = None) -> Message:
     return Message("hello_ok", msg_id or new_id(), _drop_none(
         request_id=request_id, protocol=PROTOCOL_VERSION, server=server, models=list(models), model=model,
-        limits=limits.to_dict(), skeleton=skeleton, device=device))
+        limits=limits.to_dict(), skeleton=skeleton, device=device, models_dir=models_dir))
 
 
 def generate(prompt: str, n: int | None = None, seconds: float | None = None, seed: int | None = None,
              guidance: float | None = None, steps: int | None = None, model: str | None = None,
-             msg_id: str | None = None) -> Message:
-    return Message("generate", msg_id or new_id(), _drop_none(
-        prompt=prompt, n=n, seconds=seconds, seed=seed, guidance=guidance, steps=steps, model=model))
+             msg_id: str | None = None, constraints: "_constraints.Constraints | None" = None,
+             foot_cleanup: bool | None = None, want_confidence: bool | None = None) -> Message:
+    """``constraints`` (v1.1): pinned poses, loop, root path, kept joints (shared/constraints.py).
+    ``foot_cleanup`` False: the raw sampled motion, without foot pinning (None: the server's default, on).
+    ``want_confidence``: ask for the prompt's confidence in the result (opt-in: older clients refuse the fields)."""
+    fields = _drop_none(prompt=prompt, n=n, seconds=seconds, seed=seed, guidance=guidance, steps=steps, model=model,
+                        foot_cleanup=foot_cleanup, want_confidence=want_confidence)
+    arrays: dict[str, np.ndarray] = {}
+    if constraints is not None and not constraints.is_empty():
+        try:
+            constraints.check(_constraints.clip_frames(DEFAULT_SECONDS if seconds is None else seconds))
+        except _constraints.ConstraintError as exc:
+            raise ProtocolError(exc.code, exc.message) from None
+        extra, arrays = constraints.to_wire()
+        fields.update(extra)
+    return Message("generate", msg_id or new_id(), fields, arrays)
+
+
+def generate_constraints(msg: Message) -> "_constraints.Constraints | None":
+    """The constraints of a decoded ``generate`` (arrays copied out of the frames), or None without any."""
+    frames = _constraints.clip_frames(msg.get("seconds", DEFAULT_SECONDS))
+    try:
+        return _constraints.Constraints.from_wire(msg.fields, msg.arrays, frames)
+    except _constraints.ConstraintError as exc:
+        raise ProtocolError(exc.code, exc.message, msg.id, msg.type) from None
 
 
 def progress(request_id: str, step: int, total: int, msg_id: str | None = None) -> Message:
@@ -580,10 +630,17 @@ def progress(request_id: str, step: int, total: int, msg_id: str | None = None) 
 
 def result(request_id: str, rotations: np.ndarray, translation: np.ndarray, fps: float, model: str,
            seed: int | None = None, steps: int | None = None, guidance: float | None = None,
-           msg_id: str | None = None) -> Message:
+           msg_id: str | None = None, confidence: float | None = None, nearest_caption: str | None = None,
+           low_confidence: bool | None = None) -> Message:
+    """``confidence`` in [0, 1] (below 0.5 = ``low_confidence``: the prompt is far from the training captions),
+    ``nearest_caption`` the training caption nearest to the prompt; sent only to a generate with
+    ``want_confidence``, and absent when the model cannot tell."""
     return Message("result", msg_id or new_id(),
                    _drop_none(request_id=request_id, model=model, fps=float(fps), seed=seed, steps=steps,
-                              guidance=None if guidance is None else float(guidance)),
+                              guidance=None if guidance is None else float(guidance),
+                              confidence=None if confidence is None else float(confidence),
+                              nearest_caption=None if nearest_caption is None else nearest_caption[:MAX_CAPTION_CHARS],
+                              low_confidence=low_confidence),
                    {"rotations": rotations, "translation": translation})
 
 

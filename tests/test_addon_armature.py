@@ -6,9 +6,11 @@ import pytest
 
 from bpy_support import bpy, evaluated_vertices, linear_blend_skinning, reset_blender, smooth_motion
 
-from addon import armature, candidates, keyframes
+from addon import armature, candidates, keyframes, shaping
 from shared.motion import forward_kinematics
 from shared import skeleton
+
+SOURCE_TIMING = shaping.Shape(whole_frames=False)
 
 
 @pytest.fixture
@@ -17,10 +19,10 @@ def scene():
     return bpy.context.scene
 
 
-def _import(scene, count=2, frames=40, seed=0, request_id="req-1", fps=20.0):
+def _import(scene, count=2, frames=40, seed=0, request_id="req-1", fps=20.0, shape=shaping.Shape()):
     q, t = smooth_motion(count, frames, seed)
     collection = candidates.import_candidates(scene, request_id=request_id, prompt="a person walks and turns",
-                                              rotations=q, translation=t, fps=fps)
+                                              rotations=q, translation=t, fps=fps, shape=shape)
     return q, t, collection
 
 
@@ -42,6 +44,7 @@ def test_joint_positions_equal_numpy_fk(scene):
 
 
 def test_every_channel_has_one_key_per_frame_and_continuous_signs(scene):
+    scene.render.fps, scene.render.fps_base = 20, 1.0  # the motion's own rate: one key per motion frame
     count, frames = 3, 25
     _, _, collection = _import(scene, count=count, frames=frames)
     objects = candidates.candidate_objects(collection)
@@ -57,9 +60,9 @@ def test_every_channel_has_one_key_per_frame_and_continuous_signs(scene):
             assert np.all(np.sum(keys[1:] * keys[:-1], axis=1) >= 0.0), name
 
 
-def test_twenty_fps_motion_plays_at_its_speed_on_a_30_fps_scene(scene):
+def test_source_timing_plays_a_20_fps_motion_at_its_speed_on_a_30_fps_scene(scene):
     scene.render.fps, scene.render.fps_base = 30, 1.0
-    q, t, collection = _import(scene, count=1, frames=40)
+    q, t, collection = _import(scene, count=1, frames=40, shape=SOURCE_TIMING)
     obj = candidates.candidate_objects(collection)[0]
     frames = keyframes.key_frames(obj, candidates.bone_rotation_path("pelvis"))
     np.testing.assert_allclose(frames, 1.0 + np.arange(40) * 1.5, atol=1e-5)

@@ -3,76 +3,14 @@ reproduces the candidate's joint directions, and its Action exports as BVH."""
 from __future__ import annotations
 
 import json
-import math
 
 import numpy as np
 import pytest
 
-from bpy_support import bpy, reset_blender, smooth_motion
+from bpy_support import SCALE, build_mixamo_rig, bpy, reset_blender, smooth_motion
 
 from addon import bone_maps, candidates, retarget
 from shared import skeleton
-
-PREFIX = "mixamorig:"
-SCALE = 1.1  # the rig is 10% bigger than SMPL's template
-# Extra Mixamo bones no SMPL joint drives: (name, parent, offset from the parent's head in cm, Y-up)
-EXTRA = (("HeadTop_End", "Head", (0, 18, 0)), ("LeftHandIndex1", "LeftHand", (8, 0, 1)),
-         ("RightHandIndex1", "RightHand", (-8, 0, 1)), ("LeftToe_End", "LeftToeBase", (0, 0, 6)),
-         ("RightToe_End", "RightToeBase", (0, 0, 6)))
-
-
-def _rotate_z(v, angle):
-    c, s = math.cos(angle), math.sin(angle)
-    return np.array([c * v[0] - s * v[1], s * v[0] + c * v[1], v[2]])
-
-
-def mixamo_rest_heads() -> dict:
-    """Mixamo bone heads (cm, Y-up): SMPL's proportions scaled, arms lowered 40 degrees (an A-pose)."""
-    joints = skeleton.REST_JOINTS * 100.0 * SCALE
-    heads = {}
-    for j, name in enumerate(skeleton.JOINT_NAMES):
-        heads[PREFIX + bone_maps.MIXAMO[name]] = joints[j].copy()
-    for side, sign in (("Left", 1.0), ("Right", -1.0)):
-        shoulder = heads[f"{PREFIX}{side}Arm"]
-        for bone in ("ForeArm", "Hand"):
-            offset = heads[f"{PREFIX}{side}{bone}"] - shoulder
-            heads[f"{PREFIX}{side}{bone}"] = shoulder + _rotate_z(offset, -sign * math.radians(40))
-    for name, parent, offset in EXTRA:
-        heads[PREFIX + name] = heads[PREFIX + parent] + np.array(offset, dtype=float)
-    return heads
-
-
-def build_mixamo_rig() -> bpy.types.Object:
-    """A rig like an FBX import of a Mixamo character: Y-up cm bones, object rotated and scaled 0.01."""
-    heads = mixamo_rest_heads()
-    parents = {PREFIX + bone_maps.MIXAMO[name]: (PREFIX + bone_maps.MIXAMO[skeleton.JOINT_NAMES[p]] if p >= 0 else None)
-               for name, p in zip(skeleton.JOINT_NAMES, skeleton.PARENTS)}
-    parents.update({PREFIX + name: PREFIX + parent for name, parent, _ in EXTRA})
-    children = {}
-    for bone, parent in parents.items():
-        children.setdefault(parent, []).append(bone)
-    data = bpy.data.armatures.new("Mixamo")
-    obj = bpy.data.objects.new("Mixamo", data)
-    bpy.context.scene.collection.objects.link(obj)
-    obj.rotation_euler = (math.pi / 2, 0.0, 0.0)
-    obj.scale = (0.01, 0.01, 0.01)
-    obj.location = (3.0, 1.0, 0.0)
-    bpy.context.view_layer.objects.active = obj
-    bpy.ops.object.mode_set(mode='EDIT')
-    rng = np.random.default_rng(1)
-    for bone, head in heads.items():
-        edit = data.edit_bones.new(bone)
-        edit.head = head
-        kids = [k for k in children.get(bone, []) if not k.endswith(("Index1", "_End"))]
-        tail = heads[kids[0]] if len(kids) == 1 else head + np.array([0.0, 8.0, 0.0])
-        edit.tail = tail
-        edit.roll = float(rng.uniform(-math.pi, math.pi))  # rolls that match nothing in SMPL
-    for bone, parent in parents.items():
-        if parent is not None:
-            data.edit_bones[bone].parent = data.edit_bones[parent]
-    bpy.ops.object.mode_set(mode='OBJECT')
-    return obj
-
 
 @pytest.fixture
 def scene_with_rig():
@@ -96,7 +34,7 @@ def _unit(v):
 
 def test_mixamo_rig_reproduces_joint_directions_and_scaled_root_motion(scene_with_rig):
     scene, source, rig = scene_with_rig
-    result = retarget.apply_to_rig(scene, source, rig, 'AUTO')
+    result = retarget.apply_to_rig(scene, source, rig, 'AUTO', feet_on_floor=False)  # the transfer alone
     assert len(result.mapping) == 22 and result.mapping["pelvis"] == "mixamorig:Hips"
     assert result.scale == pytest.approx(100.0 * SCALE, rel=1e-6)  # cm per metre, times the bigger legs
     assert rig.animation_data.action is result.action

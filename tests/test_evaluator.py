@@ -191,6 +191,9 @@ def test_train_script_runs_a_few_steps(corpus_dir, tmp_path, capsys):
                                    "--text-cache", str(corpus_dir / "text_cache.safetensors")])
         assert rc == 0 and (tmp_path / kind / "model.safetensors").is_file()
     assert '"best_val"' in capsys.readouterr().out
+    bad = ["--kind", "reward", "--corpus", str(corpus_dir), "--hard-negatives", "upside_down", "--device", "cpu",
+           "--text-cache", str(corpus_dir / "text_cache.safetensors")]
+    assert train_evaluator.main(bad) == 2 and "upside_down" in capsys.readouterr().err
 
 
 # --- evaluation protocol ------------------------------------------------------------------------
@@ -247,17 +250,53 @@ def test_evaluate_cli_writes_table_and_json(trained, corpus_dir, tmp_path, capsy
 
 
 def test_evaluate_cli_scores_a_generator_checkpoint(trained, corpus_dir, tiny_checkpoint, tmp_path):
-    """End to end: Real row plus a row for a real (tiny) generator checkpoint, MultiModality included."""
+    """End to end: Real row plus a row for a real (tiny) generator checkpoint, MultiModality, hard pools and the
+    held-out wording rows included."""
     from server import evaluate
 
     out = tmp_path / "eval"
     rc = evaluate.main(["--checkpoint", str(tiny_checkpoint), "--evaluator", str(trained / "evaluator"),
                         "--corpus", str(corpus_dir), "--repeats", "2", "--r-batch", "8", "--mm-captions", "3",
-                        "--mm-generations", "4", "--device", "cpu", "--out", str(out),
+                        "--mm-generations", "4", "--device", "cpu", "--out", str(out), "--pool-size", "8", "--heldout",
                         "--text-cache", str(corpus_dir / "text_cache.safetensors")])
     assert rc == 0
     rows = json.loads((out / "metrics.json").read_text())["rows"]
-    assert [r["name"] for r in rows] == ["Real", str(tiny_checkpoint)]
-    gen = rows[1]["summary"]
+    name = str(tiny_checkpoint)
+    assert [r["name"] for r in rows] == ["Real", "Real (held-out wording)", name, f"{name} (held-out wording)"]
+    gen = rows[2]["summary"]
     assert set(gen) == set(evaluation.METRICS) and all(np.isfinite(v[0]) for v in gen.values())
-    assert gen["fid"][0] > 0 and len(rows[1]["metrics"]["top1"]) == 2
+    assert gen["fid"][0] > 0 and len(rows[2]["metrics"]["top1"]) == 2
+    assert rows[2]["settings"]["steps"] == 4 and "multimodality" not in rows[3]["summary"]
+    assert "Hard-pool Top-1" in (out / "metrics.md").read_text()
+
+
+def test_hard_pools_and_heldout_wording(trained, corpus_dir, text_cache):
+    """Pools hold clips of one family, as varied as it allows; same-key clips do not compete; held-out captions are
+    new wording of the same clips."""
+    test = evaluation.load_test_set(Corpus(corpus_dir), r_batch=8, pool_size=8)
+    assert len(test.families) == len(test) and len(test.keys) == len(test) and len(test.heldout) == len(test)
+    assert test.pool_families() and all(n >= 8 for n in test.pool_families().values())
+    assert all(set(h).isdisjoint(c) for h, c in zip(test.heldout, test.captions))
+    pools = evaluation.hard_pools(test.families, test.keys, np.random.default_rng(0), 8)
+    assert pools and all(len(p) == 8 and len(set(test.families[p])) == 1 for p in pools)
+    for p in pools:  # round-robin over keys: a pool repeats a key only when its family has fewer than 8 keys
+        fam = test.families[p[0]]
+        assert len(set(test.keys[p])) == min(8, len(set(test.keys[test.families == fam])))
+    # a perfect embedding retrieves everything; one that only knows the family is at chance unless keys repeat
+    onehot = np.eye(len(test))
+    hp, used = evaluation.hard_pool_r_precision(onehot, onehot, test.families, test.keys, np.random.default_rng(0), 8)
+    assert used == 8 * len(pools) and hp[0] == 1.0
+    ev = TextMotionModel.load(trained / "evaluator", "cpu")
+    texts = evaluation._TextEmbedder(ev, [c for caps in test.captions for c in caps], cache=text_cache)
+    real = evaluation.evaluate_real(ev, test, 2, texts=texts)
+    assert 0.0 <= real["summary"]["hard1"][0] <= real["summary"]["hard3"][0] <= 1.0
+    with pytest.raises(ValueError, match="wording"):
+        test.captions_for("other")
+
+
+def test_r_precision_excludes_equally_right_answers():
+    text = np.array([[0.0, 0.0], [1.0, 0.0], [2.0, 0.0]])
+    motion = np.array([[0.5, 0.0], [0.0, 0.0], [3.0, 0.0]])  # texts 0 and 1 each sit closer to the other motion
+    assert metrics.r_precision(text, motion, 1)[0] == pytest.approx(1 / 3)
+    same = np.array([[1, 1, 0], [1, 1, 0], [0, 0, 1]], bool)  # motions 0 and 1 answer texts 0 and 1 equally
+    assert metrics.r_precision(text, motion, 1, exclude=same)[0] == 1.0

@@ -77,24 +77,37 @@ def test_experiment_table_means_intervals_and_paired_change(tmp_path):
 
     def row(mm, top1):
         return {"metrics": {"top1": [top1, top1], "mm_dist": [mm, mm + 0.02], "fid": [1.0], "top2": [0.5],
-                            "top3": [0.6], "diversity": [2.0]}}
+                            "top3": [0.6], "diversity": [2.0], "hard1": [0.3]}}
+
+    def suite(rates):
+        ids = [f"p{i}" for i in range(len(rates))]
+        return {"overall": [float(np.mean(rates)), 0.0, 1.0], "physics": {"skate_ratio": [0.2, 0.1, 0.3]},
+                "rates": dict(zip(ids, rates)), "wording": {i: ("heldout" if i == "p0" else "train") for i in ids},
+                "seeds": [0], "n": 4}
 
     res = tmp_path / "results"
     res.mkdir()
+    (res / "base-suite.json").write_text(json.dumps(suite([0.0, 0.5, 0.5, 1.0])))
+    run_rates = [[0.25, 0.5, 0.75, 1.0], [0.75, 0.5, 0.75, 1.0], [0.5, 0.5, 0.75, 1.0]]
     for seed, (base_mm, sopo_mm) in enumerate([(3.0, 2.9), (3.2, 3.0), (3.1, 3.1)]):
         (res / f"base-s{seed}.json").write_text(json.dumps({"source": "-", "method": "base", "seed": seed,
                                                             "row": row(base_mm, 0.4)}))
         (res / f"corpus-sopo-tau0.95-s{seed}.json").write_text(json.dumps(
-            {"source": "corpus", "method": "sopo-tau0.95", "seed": seed, "row": row(sopo_mm, 0.5),
-             "final": {"frac_loser_above_tau": 0.25}, "train_seconds": 10.0,
+            {"source": "corpus", "method": "sopo-tau0.95@scale100", "seed": seed, "row": row(sopo_mm, 0.5),
+             "suite": suite(run_rates[seed]), "final": {"frac_loser_above_tau": 0.25}, "train_seconds": 60.0,
              "summary": {"hyperparameters": {"steps": 5, "batch_size": 4, "lr": 1e-5, "beta": 1.0, "tau": 0.95,
-                                             "C": 2.0, "scale": 1.0}, "k": 2, "device": "cpu", "base_name": "b"}}))
+                                             "C": 2.0, "scale": 100.0}, "k": 2, "device": "cpu", "base_name": "b"}}))
     table = sopo_experiment.write_table(tmp_path)
     lines = {line.split("|")[2].strip(): line for line in table.splitlines() if line.startswith("| ")}
-    sopo_cells = [c.strip() for c in lines["SoPo (tau 0.95)"].split("|")[1:-1]]
+    sopo_cells = [c.strip() for c in lines["SoPo (tau 0.95) (scale100)"].split("|")[1:-1]]
     means = [2.91, 3.01, 3.11]  # per seed: the mean over its repeats
     mean, ci = 3.01, 1.96 * float(np.std(means)) / np.sqrt(3)
-    assert sopo_cells[7] == f"{mean:.3f}±{ci:.3f}" and sopo_cells[3] == "0.500±0.000"
-    paired = np.mean([(2.91 - 3.01) / 3.01, (3.01 - 3.21) / 3.21, (3.11 - 3.11) / 3.11])
-    assert sopo_cells[9] == f"{100 * paired:+.2f}%" and sopo_cells[10] == "0.25"
+    assert sopo_cells[10] == f"{mean:.3f}±{ci:.3f}" and sopo_cells[7] == "0.500±0.000"
+    paired = [(2.91 - 3.01) / 3.01, (3.01 - 3.21) / 3.21, (3.11 - 3.11) / 3.11]
+    assert sopo_cells[11] == f"{100 * np.mean(paired):+.2f}±{196 * np.std(paired) / np.sqrt(3):.2f}%"
+    assert sopo_cells[13] == "0.25" and sopo_cells[14] == "1.0"
+    # suite: per prompt, the mean over seeds minus the base: p0 +0.5, the others +0, +0.25, 0 -> +18.75 points
+    assert sopo_cells[4].startswith("+18.8 [") and sopo_cells[5] == "+50.0 [+50.0, +50.0]"
+    assert sopo_cells[3] == f"{100 * np.mean([np.mean(r) for r in run_rates]):.1f}±" + sopo_cells[3].split("±")[1]
+    assert lines["Base"].split("|")[4].strip() == "50.0"
     assert (tmp_path / "results.md").read_text() == table

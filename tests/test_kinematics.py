@@ -140,6 +140,19 @@ def test_paths_straight_curve_circle():
     assert (one(right, "path").detail, one(right, "path").side) == ("curve", "right")
     circle = facts_of(_arc(9.0, 360.0))
     assert (one(circle, "path").detail, one(circle, "path").side) == ("circle", "left")
+    veer = facts_of(_arc(3.0, -30.0, radius=6.0))  # bears 30 deg right over 3 m
+    assert (one(veer, "path").detail, one(veer, "path").side) == ("veer", "right")
+    assert one(facts_of(_arc(3.0, 12.0, radius=12.0)), "path").detail == "straight"
+
+
+def test_arm_swing_and_stance():
+    swinging = Clip(3.0).walk(1.2)
+    swinging.set(16, "x", 35.0 * np.sin(2 * np.pi * 0.9 * swinging.t)).then(16, "z", -80.0)
+    swinging.set(17, "x", -35.0 * np.sin(2 * np.pi * 0.9 * swinging.t)).then(17, "z", 80.0)
+    assert one(facts_of(swinging), "walk").swing > 0.4
+    assert one(facts_of(Clip(3.0).walk(1.2)), "walk").swing < 0.1  # arms hang still
+    apart = Clip(3.0).set(1, "z", 12.0).set(2, "z", -12.0)  # legs out to the sides
+    assert one(facts_of(apart), "stand").width > 0.3 > 0.2 > one(facts_of(Clip(3.0)), "stand").width
 
 
 # --- turning ---------------------------------------------------------------------------------------
@@ -212,6 +225,26 @@ def _hops(side: str, n: int = 4) -> Clip:
     clip = _jumps(n, height=0.12, airtime=0.3)
     free_hip, free_knee = (1, 4) if side == "right" else (2, 5)  # the other leg is held up
     return clip.set(free_hip, "x", -20.0).set(free_knee, "x", 90.0)
+
+
+@pytest.mark.parametrize("side", ["left", "right"])
+def _leap(flight: float, speed: float = 2.5) -> Clip:
+    """A run-up on the left foot (right knee up), a flight of `flight` s, landing on the right foot (left knee up)."""
+    clip = Clip(3.0).walk(speed, stride_hz=0.0)
+    t0 = 1.3
+    clip.set(5, "x", np.where(clip.t < t0 + 0.1, 90.0, 0.0))  # right knee up until just after take-off
+    clip.set(4, "x", np.where(clip.t >= t0 + flight - 0.1, 90.0, 0.0))  # left knee up from just before landing
+    u = (clip.t - t0) / flight
+    clip.lift += np.where((u > 0) & (u < 1), 4 * 0.3 * u * (1 - u), 0.0)
+    return clip
+
+
+def test_running_leap_is_a_jump_and_a_stride_is_not():
+    f = facts_of(_leap(0.45))
+    leap = one(f, "jump")
+    assert (leap.detail, leap.side) == ("running", None)
+    assert f.segments[0].base.kind in ("jog", "run")  # a run-up faster than 2 m/s stays locomotion
+    assert facts_of(_leap(0.15)).of_kind("jump") == []  # a running stride's flight
 
 
 @pytest.mark.parametrize("side", ["left", "right"])
@@ -294,6 +327,32 @@ def test_raise_to_shoulder_height_is_up_not_overhead():
     assert ("arm_side", "left", "") in kinds(facts_of(Clip(3.0).set(16, "z", 15.0)))  # nearly level: to the side
 
 
+def _raise_twice(dip: float, seconds: float = 0.5) -> Clip:
+    """The left arm goes up over the head (1.0 s), comes down to `dip` deg abduction and goes up again."""
+    clip = Clip(5.0)
+    up = ramp(clip.t, 0.5, 1.0, -80.0, 80.0) - ramp(clip.t, 2.0, 2.4, 0.0, 80.0 - dip) \
+        + ramp(clip.t, 2.4 + seconds, 2.8 + seconds, 0.0, 80.0 - dip)
+    return clip.set(16, "z", up)
+
+
+def test_one_raise_until_the_hand_comes_down():
+    assert one(facts_of(_raise_twice(dip=-10.0)), "raise").count == 1  # dips to just below the shoulder
+    assert one(facts_of(_raise_twice(dip=-80.0)), "raise").count == 2  # hangs down in between: two raises
+
+
+def test_raise_speed_and_straight_arm():
+    fast, slow = Clip(3.0), Clip(3.0)
+    fast.set(16, "z", ramp(fast.t, 0.5, 0.7, -80.0, 80.0))
+    slow.set(16, "z", ramp(slow.t, 0.5, 2.0, -80.0, 80.0))
+    rf, rs = one(facts_of(fast), "raise"), one(facts_of(slow), "raise")
+    assert rf.rate > 3.0 > 1.5 > rs.rate > 0.3  # m/s: the wrist's rise speed
+    assert rf.reach > 0.95  # a straight arm
+    bent = Clip(3.0).set(16, "z", ramp(np.arange(60) / FPS, 0.5, 1.0, -80.0, 60.0))
+    bent.set(18, "y", -100.0)  # elbow bent
+    rb = facts_of(bent).of_kind("raise")
+    assert rb and rb[0].reach < 0.8
+
+
 def test_arm_forward_and_to_the_side():
     assert ("arm_forward", "left", "") in kinds(facts_of(Clip(3.0).set(16, "y", -90.0)))
     assert ("arm_side", "right", "") in kinds(facts_of(Clip(3.0).set(17, "z", 0.0)))
@@ -317,9 +376,16 @@ def test_wave_is_counted():
 
 
 def test_wave_boundaries():
-    assert facts_of(_wave(amp=3.0)).of_kind("wave") == []  # a 2.6 cm swing is a tremor, not a wave
+    assert facts_of(_wave(amp=2.0)).of_kind("wave") == []  # a 1.7 cm swing is a tremor, not a wave
     assert facts_of(_wave(hz=0.4, seconds=5.0)).of_kind("wave") == []  # a slow sway
     assert facts_of(_wave(seconds=0.5)).of_kind("wave") == []  # just one back-and-forth
+
+
+def test_wave_swing_is_measured_and_small_waves_count():
+    small = one(facts_of(_wave(amp=5.0)), "wave")  # a 4.3 cm swing: a hand-only wave (Bandai 'feminine')
+    assert small.value == pytest.approx(0.0436, abs=0.006)
+    assert facts_of(_wave(amp=5.0), Thresholds(wave_amplitude=0.06)).of_kind("wave") == []  # the old threshold
+    assert one(facts_of(_wave(amp=30.0)), "wave").value > 0.2
 
 
 def _punches(n: int = 3, joint: int = 18) -> Clip:
@@ -378,6 +444,36 @@ def test_bend_forward_and_lean_back():
     assert ("bend", None, "") in kinds(facts_of(Clip(3.0).set(3, "x", ramp(np.arange(60) / FPS, 0.5, 1.0, 0, 50))))
     assert ("lean_back", None, "") in kinds(facts_of(Clip(3.0).set(3, "x", -30.0)))
     assert not {("bend", None, ""), ("lean_back", None, "")} & kinds(facts_of(Clip(3.0).set(3, "x", 10.0)))
+
+
+def test_a_bow_in_place_bends_less_than_a_moving_body_leans():
+    bow = lambda deg: Clip(3.0).set(3, "x", ramp(np.arange(60) / FPS, 0.5, 1.0, 0, deg))  # spine joint 3
+    tilt = compute_signals(bow(45.0).motion().positions(), FPS).tilt.max()  # 31 deg
+    assert DEFAULT_THRESHOLDS.bow_deg < tilt < DEFAULT_THRESHOLDS.bend_deg
+    assert ("bend", None, "") in kinds(facts_of(bow(45.0)))  # standing still: a bow
+    assert ("bend", None, "") not in kinds(facts_of(bow(45.0).walk(1.5)))  # leaning into a walk: no bend
+
+
+def test_off_the_ground_is_no_walk():
+    clip = Clip(5.0).walk(1.0, stride_hz=0.0)
+    clip.lift += np.where((clip.t > 1.0) & (clip.t < 4.0), 0.6, 0.0)  # up on a bar, moving along it
+    f = facts_of(clip)
+    assert [s.base.kind for s in f.segments] == ["walk", "off_ground", "walk"]
+    assert one(f, "off_ground").value == pytest.approx(0.6, abs=0.05)  # the lower foot's height
+    assert f.of_kind("jump") == []
+
+
+def test_arm_poses_and_claps_inside_a_wave_are_the_wave():
+    from server.data.kinematics import _in_waves
+
+    wave = Fact("wave", "both", 5, 0.35, 10, 70)
+    facts = [wave, Fact("arm_side", "both", 2, 0.0, 20, 30), Fact("clap", "both", 3, 0.0, 40, 41),
+             Fact("arm_forward", "left", 1, 0.0, 80, 90), Fact("raise", "both", 1, 0.4, 5, 75, "overhead")]
+    assert [f.kind for f in _in_waves(facts)] == ["wave", "arm_forward", "raise"]
+    one_hand = [Fact("wave", "right", 5, 0.35, 10, 70), Fact("arm_side", "left", 1, 0.0, 20, 30),
+                Fact("arm_side", "right", 1, 0.0, 20, 30), Fact("clap", "both", 1, 0.0, 40, 41)]
+    assert [(f.kind, f.side) for f in _in_waves(one_hand)] == [("wave", "right"), ("arm_side", "left"),
+                                                               ("clap", "both")]
 
 
 # --- time, mirror, robustness ----------------------------------------------------------------------------

@@ -10,6 +10,10 @@ import pytest
 from matplotlib import image as mpimg
 from PIL import Image
 
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from server.eval.render import _StickView
 from server.render_motion import render_gif, render_strip
 from shared import rotations as rot
 from shared.motion import Motion
@@ -41,6 +45,38 @@ def test_render_strip_png(tmp_path):
     assert img.ndim == 3 and img.shape[0] > 100 and img.shape[1] > 300
     assert img[..., :3].std() > 0.01, "blank image"
     assert has_limb_colours(img[..., :3]) == (True, True)
+
+
+def has_warning_colour(rgb: np.ndarray) -> bool:
+    """Orange pixels (joints below the floor); rgb in [0, 1]."""
+    r, g, b = rgb[..., 0], rgb[..., 1], rgb[..., 2]
+    return bool(np.any((r > 0.85) & (g > 0.4) & (g < 0.7) & (b < 0.25)))
+
+
+def shifted(motion: Motion, dy: float) -> Motion:
+    return Motion(motion.rotations, motion.translation + np.array([0.0, dy, 0.0], np.float32), motion.fps)
+
+
+def test_floor_is_y0_and_joints_below_it_are_marked(tmp_path):
+    standing, sunk, floating = tiny_motion(), shifted(tiny_motion(), -0.3), shifted(tiny_motion(), 0.5)
+    for motion in (sunk, floating):  # the grid and trail lie on y = 0 (plot z), not at the clip's lowest point
+        fig = Figure()
+        FigureCanvasAgg(fig)
+        view = _StickView(fig.add_subplot(projection="3d"), motion)
+        view.show(2)
+        grid_z = [z for ln in view.grid_x + view.grid_y for z in ln.get_data_3d()[2]]
+        assert grid_z and np.allclose(grid_z, 0.0)
+        assert np.allclose(view.trail.get_data_3d()[2], 0.0)
+        below = int((motion.positions()[2, :, 1] < -0.01).sum())  # joints more than 1 cm under the floor
+        assert (below > 0) == (motion is sunk)
+        assert len(view.below.get_data_3d()[2]) == below
+        assert view.ax.get_zlim()[0] < motion.positions()[..., 1].min()  # sunken joints stay in view
+    images = {}
+    for name, motion in (("standing", standing), ("sunk", sunk)):
+        render_strip(motion, tmp_path / f"{name}.png", frames=2)
+        images[name] = mpimg.imread(tmp_path / f"{name}.png")[..., :3]
+    assert not has_warning_colour(images["standing"])
+    assert has_warning_colour(images["sunk"])
 
 
 def test_render_gif(tmp_path):

@@ -188,13 +188,54 @@ def test_refusals(tiny_checkpoint, tiny_cache_dir, reward_dir, tmp_path, tiny_co
         store.record_pick("k", store_result(store, "walk", motions, model_id="who-knows", family=None), 0)
     with pytest.raises(PreferenceDataError, match="cannot tell which model family"):
         run(picks=tmp_path / "unknown.db")
-    with PicksStore(tmp_path / "one.db") as store:
-        store.record_pick("k", store_result(store, "walk", motions, model_id="tiny-mld"), 0)
-    with pytest.raises(PreferenceDataError, match="fewer than the batch size 2"):
-        run(picks=tmp_path / "one.db")
     with PicksStore(tmp_path / "none.db") as store:
         for k in range(3):
             store.record_pick(f"k{k}", store_result(store, f"nothing like it {k}", motions), None)
     with pytest.raises(PreferenceDataError, match="none are good"):
         run(picks=tmp_path / "none.db")
     assert not (tmp_path / "o").exists()
+
+
+# --- "none are good" picks: every method trains, and the summary says how they were used ----------------
+
+TYPED = "a person sneaks forward on tiptoes, looking around"  # an artist's prompt that no corpus caption has
+
+
+def _none_good_db(path, corpus: Corpus):
+    """3 chosen picks, a none-good then a chosen pick on a typed prompt, a none-good on a corpus caption."""
+    train = corpus.indices("train")
+    m = [corpus.motion(i).slice(0, 30) for i in train[:3]]
+    captions = list(dict.fromkeys(corpus.clips[i].captions[0].text for i in train))  # distinct, in order
+    assert len(captions) >= 4
+    caption = captions[3]
+    with PicksStore(path) as store:
+        for k, text in enumerate(captions[:3]):
+            store.record_pick(f"c{k}", store_result(store, text, m), 0)
+        store.record_pick("t0", store_result(store, TYPED, m), None)
+        store.record_pick("t1", store_result(store, TYPED, m, model_id="tiny-mld-2"), 2)
+        store.record_pick("n0", store_result(store, caption, m), None)
+    return path
+
+
+@pytest.mark.parametrize("method", ["sopo", "offline-dpo", "online-dpo", "sft"])
+@pytest.mark.parametrize("with_corpus", [False, True])
+def test_none_good_picks_train_with_every_method(method, with_corpus, tiny_checkpoint, tiny_cache_dir, reward_dir,
+                                                 tiny_corpus, tmp_path):
+    db = _none_good_db(tmp_path / "picks.db", Corpus(tiny_corpus))
+    cfg = FinetuneConfig(method=method, steps=1, batch_size=16, sample_steps=2, device="cpu", progress=False)
+    lines = []
+    res = finetune(cfg, _inputs(tiny_checkpoint, tiny_cache_dir, reward_dir, picks=db, corpus_clips=False,
+                                corpus=tiny_corpus if with_corpus else None, skip_family_check=True),
+                   tmp_path / "out", log=lines.append)
+    ng = res.summary["none_good"]
+    assert ng["picks"] == 2 and ng["with_corpus_motion"] == (1 if with_corpus else 0)
+    # the typed none-good pick has no preferred motion: online DPO uses its prompt, offline DPO its rejected
+    # candidates as losers of the typed prompt's chosen pick; SoPo and SFT cannot use it
+    assert ng["as_prompt"] == (1 + (not with_corpus) if method == "online-dpo" else 0)
+    assert ng["as_losers"] == (1 if method == "offline-dpo" else 0)
+    assert ng["unused"] == 2 - ng["with_corpus_motion"] - ng["as_prompt"] - ng["as_losers"]
+    pairs = 6 if method == "online-dpo" else 4 + with_corpus
+    assert res.summary["batch_size"] == pairs and res.summary["items"]["items"] == pairs
+    assert any(f"batch {pairs}" in line and "fewer than --batch-size 16" in line for line in lines)
+    assert sum(line.startswith(f"none-good picks for {method}: 2 (") for line in lines) == 1
+    assert res.history[-1]["loss"] == res.history[-1]["loss"]  # finite, not NaN

@@ -1,7 +1,13 @@
 """A simulated artist: real `generate` and `pick` messages to a running server (or in-process), for experiments and tests.
 
-Its rule is not the evaluator: score = r(x, c) - skate_weight * foot skating - penetration_weight * ground
-penetration (r: the reward model). The CLI is `python server/simulate_picks.py`."""
+Two tastes, neither of them the evaluator:
+- "plausibility": score = r(x, c) - skate_weight * foot skating - penetration_weight * ground penetration
+  (r: the reward model);
+- "arm-energy": an artist who likes big, energetic arm movement: score = `arm_energy`, the mean speed
+  (m/s) of both wrists relative to the pelvis, smoothed over 0.25 s so that jitter does not count
+  (FK joint positions only: no reward model, no evaluator).
+The artist picks the best-scoring candidate, or "none are good" when even the best scores below
+`none_below`. The CLI is `python server/simulate_picks.py`."""
 from __future__ import annotations
 
 import uuid
@@ -15,12 +21,25 @@ from server.data.corpus import Corpus
 from server.data.retarget import foot_skating, ground_penetration
 from shared.motion import forward_kinematics
 
+TASTES = ("plausibility", "arm-energy")
+NONE_BELOW = {"plausibility": 0.4, "arm-energy": 0.15}  # default "none are good" threshold per taste
+PELVIS, WRISTS = 0, (20, 21)
+
 
 @dataclass
 class ArtistRule:
-    skate_weight: float = 0.5  # score per m/s of foot skating
-    penetration_weight: float = 5.0  # score per metre of mean ground penetration
-    none_below: float = 0.4  # "none are good" when the best score is below this
+    skate_weight: float = 0.5  # plausibility: score per m/s of foot skating
+    penetration_weight: float = 5.0  # plausibility: score per metre of mean ground penetration
+    none_below: float = 0.4  # "none are good" when the best score is below this (see NONE_BELOW)
+    taste: str = "plausibility"  # one of TASTES
+
+    def __post_init__(self):
+        if self.taste not in TASTES:
+            raise ValueError(f"taste must be one of {TASTES}, got {self.taste!r}")
+
+    @property
+    def needs_reward(self) -> bool:
+        return self.taste == "plausibility"
 
 
 def plausibility(rotations: np.ndarray, translation: np.ndarray, fps: float) -> tuple[float, float]:
@@ -29,9 +48,34 @@ def plausibility(rotations: np.ndarray, translation: np.ndarray, fps: float) -> 
     return foot_skating(positions, fps), ground_penetration(positions)[0]
 
 
+def arm_energy(positions: np.ndarray, fps: float, smooth_s: float = 0.25) -> float:
+    """Mean speed (m/s) of the two wrists relative to the pelvis, from FK positions (T, 22, 3).
+
+    Positions relative to the pelvis are smoothed by a moving average of `smooth_s` seconds (5 frames
+    at 20 fps) before differencing, so frame-to-frame jitter adds little; 0 for motions shorter than
+    two smoothed frames."""
+    p = np.asarray(positions, np.float64)
+    rel = p[:, list(WRISTS)] - p[:, [PELVIS]]  # (T, 2, 3)
+    k = max(1, int(round(smooth_s * fps)))
+    if len(rel) < k + 1:
+        return 0.0
+    c = np.cumsum(np.concatenate([np.zeros((1, 2, 3)), rel]), axis=0)
+    smooth = (c[k:] - c[:-k]) / k  # (T - k + 1, 2, 3)
+    return float(np.linalg.norm(np.diff(smooth, axis=0), axis=-1).mean() * fps)
+
+
+def taste_scores(rotations: np.ndarray, translation: np.ndarray, fps: float) -> np.ndarray:
+    """The arm-energy taste of n motions (n, T, 22, 4), (n, T, 3) -> (n,) m/s."""
+    pos = forward_kinematics(np.asarray(rotations, np.float64), np.asarray(translation, np.float64))
+    return np.array([arm_energy(pos[i], fps) for i in range(len(pos))])
+
+
 def score_candidates(reward_model, prompt: str, rotations: np.ndarray, translation: np.ndarray, fps: float,
                      rule: ArtistRule) -> tuple[np.ndarray, dict]:
-    """Scores (n,) of n candidates (n, T, 22, 4), (n, T, 3) and their parts."""
+    """Scores (n,) of n candidates (n, T, 22, 4), (n, T, 3) and their parts (reward_model: None for arm-energy)."""
+    if rule.taste == "arm-energy":
+        score = taste_scores(rotations, translation, fps)
+        return score, {"arm_energy": score.tolist()}
     r = reward_model.reward((np.array(rotations, np.float32), np.array(translation, np.float32)), prompt)
     r = r.astype(np.float64)
     phys = np.array([plausibility(rotations[i], translation[i], fps) for i in range(len(rotations))])
@@ -63,7 +107,7 @@ def corpus_prompts(corpus: Corpus, count: int, split: str = "train", seed: int =
 def _summary(log: list[dict]) -> dict:
     chosen = [e for e in log if e["chosen"] is not None]
     return {"captions": len(log), "chosen": len(chosen), "none_good": len(log) - len(chosen),
-            "mean_best_reward": float(np.mean([max(e["reward"]) for e in log])) if log else None,
+            "mean_best_score": float(np.mean([max(e["score"]) for e in log])) if log else None,
             "mean_chosen_score": float(np.mean([e["score"][e["chosen"]] for e in chosen])) if chosen else None}
 
 

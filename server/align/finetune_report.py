@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from server.eval import evaluation
-from server.align.preference_data import CachedTextConditioner
+from server.align.preference_data import CachedTextConditioner, describe_none_good
 
 CURVE_KEYS = (("loss", "loss"), ("rewards/margins", "reward margin (implicit)"),
               ("frac_loser_above_tau", "fraction of losers with r >= tau"))
@@ -173,12 +173,14 @@ def write_report(out: Path, summary: dict, history: list[dict], rows: list[dict]
     hp = summary["hyperparameters"]
     lines = [f"# Fine-tuning report: {out.name}", "",
              f"- method: **{summary['method']}**, base `{summary['base']}` (family {summary['family']})",
-             f"- {hp['steps']} steps x batch {hp['batch_size']}, AdamW lr {hp['lr']:g} (warm-up {hp['warmup']}, "
-             f"cosine), beta {hp['beta']:g}, tau {hp['tau']:g}, C {hp['C']:g}, T*w(t) = {hp['scale']:g}, "
+             f"- {hp['steps']} steps x batch {_batch(summary)}, AdamW lr {hp['lr']:g} (warm-up {hp['warmup']}, "
+             f"cosine), beta {hp['beta']:g}, tau {_tau(summary)}, C {hp['C']:g}, T*w(t) = {hp['scale']:g}, "
              f"K {summary['k']}, online sampling {summary['sample_steps']} steps at guidance {summary['guidance']:g}",
              f"- picks: {summary['number_of_picks']} from `{summary['picks_db']}`" if summary.get("picks_db")
              else "- picks: none", f"- corpus: `{summary['corpus']}`" if summary.get("corpus") else "- corpus: none",
              f"- items used: {json.dumps(summary['items'])}",
+             *([f"- {describe_none_good(summary['none_good'], summary['method'], bool(summary.get('corpus')))}"]
+               if (summary.get("none_good") or {}).get("picks") else []),
              f"- device {summary['device']} x {summary['world_size']}, {summary['elapsed_s']:.0f} s", ""]
     if note:
         lines += [note, ""]
@@ -207,6 +209,22 @@ def write_report(out: Path, summary: dict, history: list[dict], rows: list[dict]
     path = out / "report.md"
     path.write_text("\n".join(lines))
     return path
+
+
+def _tau(summary: dict) -> str:
+    """tau as given, or as calibrated on the reward's distribution (--tau-quantile)."""
+    cal = summary.get("tau_calibration")
+    if not cal:
+        return f"{summary['hyperparameters']['tau']:g}"
+    return (f"{cal['tau']:.4f} (the {100 * cal['quantile']:g}th percentile of the rewards of {cal['samples']} reference "
+            f"samples on {cal['captions']} training captions)")
+
+
+def _batch(summary: dict) -> str:
+    """The batch used, and the one asked for when there were fewer usable pairs."""
+    asked = summary["hyperparameters"]["batch_size"]
+    used = summary.get("batch_size", asked)
+    return str(used) if used == asked else f"{used} (asked {asked}; fewer usable pairs)"
 
 
 def _pct(x):

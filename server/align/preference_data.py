@@ -13,7 +13,9 @@ motions an artist rejected. How picks become items:
 - "none are good" with `corpus`: when the prompt is one of the corpus's train captions
   (compared normalised), the preferred motion is that dataset clip and the rejected ones
   stay; without a match (or without a corpus) it has no preferred motion: online DPO can
-  still use its prompt, the other methods cannot.
+  still use its prompt, offline DPO its rejected candidates as extra losers of the picks
+  that have a preferred motion for the same prompt (`lend_rejected`), SoPo and SFT nothing.
+  `none_good_usage` counts which of these happened, for the run's summary.
 
 Knows nothing of losses or optimisers.
 """
@@ -113,6 +115,57 @@ def items_from_corpus(corpus: Corpus, split: str = "train", max_clips: int | Non
     if max_clips is not None and len(idx) > max_clips:
         idx = sorted(np.random.default_rng(seed).choice(idx, max_clips, replace=False).tolist())
     return [PreferenceItem([c.text for c in corpus.clips[i].captions], corpus_index=i, source="corpus") for i in idx]
+
+
+def lend_rejected(items: list[PreferenceItem]) -> set[int]:
+    """A "none are good" item without a preferred motion gives its rejected candidates to the items with a
+    preferred motion and the same prompt (compared normalised), as more fixed losers; returns the lenders."""
+    by_prompt: dict[str, list[int]] = {}
+    for i, it in enumerate(items):
+        if it.has_preferred and it.source != "corpus":
+            by_prompt.setdefault(normalize_caption(it.captions[0]), []).append(i)
+    lenders = set()
+    for i, it in enumerate(items):
+        if it.source != "none-good" or it.has_preferred or not it.rejected:
+            continue
+        takers = by_prompt.get(normalize_caption(it.captions[0]), [])
+        for j in takers:
+            items[j].rejected = items[j].rejected + list(it.rejected)
+        if takers:
+            lenders.add(i)
+    return lenders
+
+
+def none_good_usage(items: list[PreferenceItem], method: str, lenders: set[int]) -> dict:
+    """How `method` uses the "none are good" picks among `items`: counts of each way (they sum to `picks`)."""
+    usage = {"picks": 0, "with_corpus_motion": 0, "as_losers": 0, "as_prompt": 0, "unused": 0}
+    for i, it in enumerate(items):
+        if not it.source.startswith("none-good"):
+            continue
+        usage["picks"] += 1
+        if it.has_preferred:
+            usage["with_corpus_motion"] += 1
+        elif method == "online-dpo":
+            usage["as_prompt"] += 1
+        elif method == "offline-dpo" and i in lenders:
+            usage["as_losers"] += 1
+        else:
+            usage["unused"] += 1
+    return usage
+
+
+def describe_none_good(usage: dict, method: str, corpus_given: bool) -> str:
+    """One line for the log and the report: how many none-good picks were used, and how."""
+    line = (f"none-good picks for {method}: {usage['picks']} ({usage['with_corpus_motion']} with the corpus motion of "
+            f"their caption, {usage['as_losers']} as losers of picks on the same prompt, {usage['as_prompt']} as "
+            f"prompts for online samples, {usage['unused']} unused")
+    if usage["unused"]:
+        why = {"sopo": "SoPo needs a preferred motion", "sft": "SFT needs a preferred motion",
+               "offline-dpo": "offline DPO pairs them only with a chosen pick on the same prompt"}.get(method, "")
+        line += f": {why}" if why else ""
+        if not corpus_given:
+            line += "; --corpus gives prompts that are corpus captions their dataset motion"
+    return line + ")"
 
 
 def usable(items: list[PreferenceItem], method: str) -> list[int]:

@@ -28,6 +28,7 @@ if __package__ in (None, ""):  # run as a script: import from the repository roo
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from server.model.inference import GenerationRequest, MotionGenerator, default_checkpoint_dir
+from server.service.models_folder import locate_checkpoint
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 PEERS_DIR = REPO_ROOT.parent / "shared" / "peers"
@@ -127,7 +128,8 @@ def bench_peers(peers, args) -> list[dict]:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--checkpoint", nargs="*", default=None, help="checkpoint folders (default: the bundled default)")
+    ap.add_argument("--checkpoint", nargs="*", default=None,
+                    help="checkpoints: names, 'default' or folders (default: the bundled default)")
     ap.add_argument("--n", type=int, nargs="+", default=[1, 4, 8])
     ap.add_argument("--seconds", type=float, nargs="+", default=[5.0, 10.0])
     ap.add_argument("--steps", type=int, nargs="+", default=None, help="default: each model's default")
@@ -147,7 +149,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         timer = lambda fn: simple_timer(fn, args.repeats)  # noqa: E731
     default = default_checkpoint_dir().resolve()
-    paths = [Path(p) for p in args.checkpoint] if args.checkpoint else [default]
+    paths = [locate_checkpoint(p) for p in args.checkpoint] if args.checkpoint else [default]
     ours = []
     with torch.inference_mode():
         for path in paths:

@@ -28,6 +28,7 @@ if __package__ in (None, ""):  # run as a script: import from the repository roo
 import numpy as np
 
 from server.service.client import MotionClient, ServerUnavailable
+from server.service.models_folder import default_models_dir, locate_checkpoint
 from server.service.picks import PicksStore
 from server.service.server_process import ServerProcess
 
@@ -195,7 +196,7 @@ def durability(data: Path, args: argparse.Namespace, clients: int = 4, kill_afte
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--checkpoint", help="checkpoint name (default: the bundled default)")
+    parser.add_argument("--checkpoint", help="a checkpoint name, 'default' or folder (default: the bundled default)")
     parser.add_argument("--models", type=Path, default=None, help="models folder for --checkpoint (serve.py --models)")
     parser.add_argument("--device", default=None, help="server device (default: cuda when present)")
     parser.add_argument("--n", type=int, default=4, help="candidates per request")
@@ -206,7 +207,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fuzz", type=int, default=10_000, help="malformed messages to send")
     parser.add_argument("--skip", nargs="*", default=[], choices=["concurrency", "batching", "fuzz", "durability"])
     args = parser.parse_args(argv)
-    args.server_args = ["--checkpoint", args.checkpoint] if args.checkpoint else []
+    args.server_args = ["--checkpoint", str(locate_checkpoint(args.checkpoint, args.models or default_models_dir()))
+                        ] if args.checkpoint else []   # a folder: serve.py runs in a temporary data folder
     if args.models:
         args.server_args += ["--models", str(args.models.resolve())]
     device = args.device

@@ -1,13 +1,27 @@
-"""Captions for the corpus: terse labels turned into short natural sentences, paraphrases, left/right swaps.
+"""Captions for the corpus: terse labels turned into short natural sentences, plus kinematic captions per clip.
 
 Sources give thin text: CMU trial descriptions ("playground - forward jumps, turn around",
 "run/jog"), Bandai Namco content x style labels, Li et al. action labels. We turn each into a
 few plain sentences ("a person jumps forward on a playground, then turns around") and
 paraphrase the subject. Nothing here invents motion that the label does not name.
+`clip_captions` then gives a clip its source captions (cleaned of held-out-half words) and
+captions written from its kinematic facts by the train half of `server/data/paraphrase.py`,
+each tagged with its `Caption.source` ("kinematic" for the computed ones).
 """
 from __future__ import annotations
 
+import random
 import re
+from dataclasses import dataclass
+
+from server.data.corpus import Caption
+from server.data.kinematics import MotionFacts
+from server.data.paraphrase import captions_for_clip, sanitize
+
+KINEMATIC = "kinematic"
+"""`Caption.source` of captions written from a clip's kinematic facts (every other tag names a source's own text)."""
+KINEMATIC_PER_CLIP = 10
+"""Distinct kinematic captions written per clip (fewer when the grammar runs dry on a clip with few facts)."""
 
 SUBJECTS = ("a person", "someone", "a human", "the person")
 
@@ -39,16 +53,6 @@ _CONTEXTS = {
     "soccer": "playing soccer", "navigate": "", "swordplay": "with a sword", "boxing": "boxing",
 }
 _NOT_CAPTIONS = {"", "unknown", "clean", "cleaned", "bad amc", "story", "motorcycle", "none"}
-
-
-def swap_left_right(text: str) -> str:
-    """Swap the words left and right (and leftward/rightward), keeping case: for mirrored motions."""
-    def repl(m: re.Match) -> str:
-        word = m.group(0)
-        swapped = {"left": "right", "right": "left"}[word[:4].lower() if word.lower().startswith("left") else word[:5].lower()]
-        swapped += word[4:] if word.lower().startswith("left") else word[5:]
-        return swapped.capitalize() if word[0].isupper() else swapped
-    return re.sub(r"\b(?:[Ll]eft|[Rr]ight)(?:ward|wards|s)?\b", repl, text)
 
 
 def _clause(phrase: str) -> str | None:
@@ -129,11 +133,12 @@ def paraphrase(sentence: str) -> list[str]:
 _STYLE_WORDS = {
     "active": "energetically", "angry": "angrily", "childish": "like a child", "chimpira": "like a swaggering street thug",
     "feminine": "in a feminine way", "giant": "like a giant", "happy": "happily", "masculine": "in a masculine way",
+    "masculinity": "in a masculine way", "exhausted": "as if exhausted",
     "musical": "rhythmically", "normal": "", "not-confident": "unconfidently", "old": "like an elderly person",
     "elderly": "like an elderly person", "proud": "proudly", "sad": "sadly", "tired": "tiredly", "youthful": "youthfully",
 }
 _CONTENT_PHRASES = {
-    "walk": ["walks", "walks forward"], "run": ["runs", "runs forward"], "dash": ["dashes forward", "sprints"],
+    "walk": ["walks", "walks forward"], "run": ["runs", "runs forward"], "dash": ["dashes forward", "runs fast"],
     "walk-back": ["walks backward"], "walk-left": ["walks to the left", "steps sideways to the left"],
     "walk-right": ["walks to the right", "steps sideways to the right"],
     "walk-turn-left": ["walks and turns left"], "walk-turn-right": ["walks and turns right"],
@@ -154,3 +159,40 @@ def bandai_captions(content: str, style: str, template: str) -> list[str]:
     for verb in _CONTENT_PHRASES.get(content, [content.replace("-", " ")]):
         out.append(f"a person {verb} {how}".strip())
     return list(dict.fromkeys(out))
+
+
+@dataclass
+class CaptionCounts:
+    """What `clip_captions` did to a clip's source captions."""
+
+    kept: int = 0
+    rewritten: int = 0  # held-out-half words replaced by their train synonyms
+    dropped: int = 0  # a held-out word with no safe train synonym, or a duplicate after rewriting
+    kinematic: int = 0
+
+
+def clip_captions(source: list[Caption], facts: MotionFacts, seed: str, style: str | None = None,
+                  kinematic: int = KINEMATIC_PER_CLIP) -> tuple[list[Caption], CaptionCounts]:
+    """The clip's source captions in the train half's words (their tags kept), then `kinematic` distinct
+    captions of its facts (tag "kinematic"; kinematic captions given in `source` are replaced), deterministic
+    for a given `seed` (the clip id)."""
+    counts = CaptionCounts()
+    out: list[Caption] = []
+    seen: set[str] = set()
+    for c in source:
+        if c.source == KINEMATIC:  # written from the facts again below
+            continue
+        text = sanitize(c.text.strip().rstrip("."))
+        if text is None or text in seen:
+            counts.dropped += 1
+            continue
+        counts.rewritten += text != c.text.strip().rstrip(".")
+        counts.kept += 1
+        seen.add(text)
+        out.append(Caption(text, c.source))
+    for text in captions_for_clip(facts, [], random.Random(seed), n=kinematic, style=style):
+        if text not in seen:
+            seen.add(text)
+            out.append(Caption(text, KINEMATIC))
+            counts.kinematic += 1
+    return out, counts

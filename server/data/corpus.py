@@ -7,7 +7,8 @@ Layout of a corpus folder (written by `prepare_data.py`, read by training and ev
     clips.jsonl   one JSON object per clip, in the same order (see `Clip`)
     splits.json   {"train": [clip ids], "val": [...], "test": [...]} and how the split was made
     report.json   retargeting quality per clip and the dropped clips with their reasons
-    summary.json  counts per split and source
+    summary.json  counts per split and source, caption statistics ("captions") and facts-vs-label agreement
+                  ("agreement")
 """
 from __future__ import annotations
 
@@ -31,7 +32,8 @@ class CorpusError(ValueError):
 @dataclass
 class Caption:
     text: str
-    source: str  # e.g. "kitml", "cmu_description", "label_template", "paraphrase", "humanml3d", "user"
+    source: str  # "kitml", "cmu_description", "label_template", "label_style", "paraphrase" (subject swaps of those),
+    # "humanml3d", "user": a source's own text; "kinematic": written from the clip's motion (server/data/captions.py)
 
 
 @dataclass

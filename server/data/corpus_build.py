@@ -3,8 +3,11 @@
 Sources: the team's shared data folder (CMU BVH in three skeleton families, the Li et al. 2018
 exp-map set, CMU retargeted to DeepMimic's humanoid3d, Bandai Namco), a user's own BVH folder
 with a captions CSV, and a user's AMASS + HumanML3D. Each take is retargeted onto SMPL-22 at
-its true frame rate, checked, resampled to 20 fps, captioned, split by held-out subject/take,
-and (train only) mirrored. Clips that fail a check are dropped with a named reason.
+its true frame rate, checked, resampled to 20 fps, captioned (its source captions in the train
+half's words plus captions of its kinematic facts), split by held-out subject/take, and (train
+only) mirrored with every side word swapped. Clips that fail a check are dropped with a named
+reason. The summary counts the caption vocabulary and how often the facts agree with each
+source's labels (`server/data/label_agreement.py`).
 """
 from __future__ import annotations
 
@@ -20,8 +23,11 @@ import numpy as np
 from tqdm import tqdm
 
 from server.data import captions as cap
+from server.data import label_agreement as agreement
 from server.data.bvh import parse_bvh, to_skeleton_motion
 from server.data.corpus import Caption, Clip, write_corpus
+from server.data.kinematics import extract_facts
+from server.data.paraphrase import heldout_vocabulary, swap_sides, words
 from server.data.retarget import JOINT_MAPS, RetargetError, detect_family, retarget
 from server.data.skeleton_motion import SkeletonMotion, drop_first_frame
 from server.data.sources import BVH_FAMILIES, iter_tar_texts, read_deepmimic_json, read_li2018_csv
@@ -48,7 +54,7 @@ LI2018_CAPTIONS = {
     "running": "a person runs forward",
     "soccer": "a person plays soccer, kicking a ball",
     "walking": "a person walks forward",
-    "washwindow": "a person washes a window with circular arm movements",
+    "washwindow": "a person washes a window, moving the arms in circles",
 }
 
 
@@ -253,18 +259,52 @@ def _clip(take: Take, motion: Motion, entry: dict) -> Clip:
 
 
 def _mirrored(clip: Clip) -> Clip:
-    """The left/right mirrored copy's metadata: id + "~m", "left" and "right" swapped in every caption."""
+    """The left/right mirrored copy's metadata: id + "~m", every side word swapped in every caption
+    (left/right, leftward, clockwise/counterclockwise ...: the mirrored motion's facts are the mirrored facts)."""
     return replace(clip, id=clip.id + "~m", mirrored=True,
-                   captions=[Caption(cap.swap_left_right(c.text), c.source) for c in clip.captions])
+                   captions=[Caption(swap_sides(c.text), c.source) for c in clip.captions])
+
+
+def _style(clip: Clip) -> str | None:
+    label = agreement.bandai_label(clip.take) if clip.source == "bandai" else None
+    return label[1] if label else None
+
+
+def with_kinematic_captions(clip: Clip, motion: Motion, counts: dict) -> tuple[Clip, object]:
+    """The clip with its source captions cleaned for the train half plus its kinematic captions, and its facts."""
+    facts = extract_facts(motion)
+    captions, c = cap.clip_captions(clip.captions, facts, clip.id, style=_style(clip))
+    for key in ("kept", "rewritten", "dropped", "kinematic"):
+        counts[key] = counts.get(key, 0) + getattr(c, key)
+    return replace(clip, captions=captions), facts
+
+
+def caption_stats(clips: list[Clip]) -> dict:
+    """Vocabulary (distinct word tokens, numbers written as digits left out), distinct captions, captions per
+    clip (source and kinematic) and the captions that carry a held-out-half word (must be 0)."""
+    held = heldout_vocabulary()
+    texts = [c.text for clip in clips for c in clip.captions]
+    vocab = {w for t in set(texts) for w in words(t) if not w.isdigit()}
+    per_clip = [len({c.text for c in clip.captions}) for clip in clips]
+    kin = [sum(c.source == cap.KINEMATIC for c in clip.captions) for clip in clips]
+    leaks = sorted({t for t in texts if held & set(words(t))})
+    n = max(len(clips), 1)
+    return {"vocabulary": len(vocab), "distinct_captions": len(set(texts)), "captions": len(texts),
+            "captions_per_clip": round(sum(per_clip) / n, 2), "kinematic_per_clip": round(sum(kin) / n, 2),
+            "source_per_clip": round((sum(per_clip) - sum(kin)) / n, 2),
+            "clips_under_10_captions": sum(p < 10 for p in per_clip),
+            "heldout_word_captions": len(leaks), "heldout_word_examples": leaks[:5]}
 
 
 def summarize(clips: list[Clip]) -> dict:
-    """Counts per split and per source: clips, hours, captions, words (mirrored copies counted apart)."""
+    """Counts per split and per source: clips, hours, captions, words (mirrored copies counted apart); the
+    vocabulary counts distinct word tokens (`paraphrase.words`, digits left out)."""
     def stats(group: list[Clip]) -> dict:
         texts = [c.text for clip in group for c in clip.captions]
+        distinct = set(texts)
         return {"clips": len(group), "hours": round(sum(c.frames for c in group) / FPS / 3600, 3),
-                "captions": len(texts), "distinct_captions": len(set(texts)),
-                "words": sum(len(t.split()) for t in texts), "vocabulary": len({w for t in texts for w in t.lower().split()})}
+                "captions": len(texts), "distinct_captions": len(distinct), "words": sum(len(t.split()) for t in texts),
+                "vocabulary": len({w for t in distinct for w in words(t) if not w.isdigit()})}
     out: dict = {"all": stats(clips)}
     for split in ("train", "val", "test"):
         group = [c for c in clips if c.split == split]
@@ -320,8 +360,12 @@ def build_corpus(out: Path, shared: Path | None = None, amass: Path | None = Non
     clips: list[Clip] = []
     motions: list[Motion] = []
     entries: list[dict] = []
+    pairs: list[tuple[Clip, object]] = []  # (clip, its facts) of every original clip, for the agreement table
+    counts: dict = {}
 
     def add(clip: Clip, motion: Motion) -> None:
+        clip, facts = with_kinematic_captions(clip, motion, counts)
+        pairs.append((clip, facts))
         clips.append(clip)
         motions.append(motion)
         if mirror and clip.split == "train":
@@ -348,10 +392,18 @@ def build_corpus(out: Path, shared: Path | None = None, amass: Path | None = Non
     if not clips:
         raise ValueError("no clip survived: nothing to write (see the dropped reasons in the report)")
     summary = summarize(clips)
+    table = agreement.agreement_table(pairs)
+    summary["captions"] = {**caption_stats(clips), "source_captions": counts,
+                           "kinematic_per_clip_target": cap.KINEMATIC_PER_CLIP}
+    summary["agreement"] = {"by_label": table, "by_group": agreement.grouped(table), "checks": agreement.CHECKS,
+                            "aimed": list(agreement.AIMED), "note": agreement.NOTE}
     report = {
         "quality_by_skeleton": quality_by_skeleton(entries),
         "dropped": [{"id": e["id"], "reason": e["dropped"]} for e in entries if "dropped" in e],
         "clips": entries,
+        "labels": [{"id": clip.id, "checks": [[src, chk, agreement.agrees(chk, facts)]
+                                             for src, chk in agreement.source_labels(clip)]}
+                   for clip, facts in pairs if agreement.source_labels(clip)],
         "thresholds": {"min_bone_cos": MIN_BONE_COS, "min_seconds": MIN_SECONDS},
     }
     splits_info = {"test_subjects": sorted(TEST_SUBJECTS), "val_subjects": sorted(VAL_SUBJECTS),

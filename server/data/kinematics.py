@@ -2,7 +2,7 @@
 
 After Kinematic Phrases (Liu et al., ECCV 2024) and KinMo: facts are computed from FK joint
 positions only (Y-up, metres, floor y = 0, the body faces +Z at rest with its left on +x),
-with every threshold a named, documented field of `Thresholds` so that the evaluation can
+with every threshold a named, documented field of `Thresholds` (kinematic_thresholds.py) so the evaluation can
 pass its own. Sign convention: a LEFT turn is counter-clockwise seen from above, i.e. a
 positive rotation about +Y (facing +Z turns to face +X). All handedness lives in
 `Fact.side` ("left", "right", "both"), so mirroring a motion swaps exactly that field.
@@ -16,6 +16,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from server.data.kinematic_thresholds import DEFAULT_THRESHOLDS, Thresholds  # noqa: F401  (re-exported)
 from shared.motion import Motion
 from shared.skeleton import NUM_JOINTS, REST_JOINTS, floor_height, leg_length
 
@@ -29,7 +30,8 @@ _STAND_RATIO = float((REST_JOINTS[0, 1] - floor_height()) / leg_length())
 
 LOCOMOTION = ("walk", "jog", "run")
 POSTURES = ("crouch", "sit", "kneel", "lie")
-BASE_KINDS = ("stand",) + LOCOMOTION + POSTURES
+BASE_KINDS = ("stand",) + LOCOMOTION + POSTURES + ("off_ground",)
+_OFF_GROUND = len(BASE_KINDS) - 1
 EVENT_KINDS = ("path", "turn", "jump", "hop", "get_up", "raise", "arm_forward", "arm_side",
                "wave", "punch", "clap", "kick", "bend", "lean_back")
 
@@ -39,142 +41,17 @@ class KinematicsError(ValueError):
 
 
 @dataclass(frozen=True)
-class Thresholds:
-    """Every threshold of the fact extractor. Units: metres, seconds, m/s, degrees."""
-
-    smooth_s: float = 0.5
-    """Moving-average window (s) on root trajectory and facing before differentiating."""
-    min_segment_s: float = 0.6
-    """Base activities (standing, walking, sitting ...) shorter than this (s) merge into a neighbour."""
-    walk_min_speed: float = 0.3
-    """m/s: below this horizontal root speed the body stays in place (standing sway < 0.15 m/s)."""
-    jog_min_speed: float = 2.0
-    """m/s: walk/jog boundary (walk-to-run transition speed ~2.0 m/s; real walks reach 1.93)."""
-    run_min_speed: float = 2.6
-    """m/s: jog/run boundary (~9.4 km/h; real 'run' clips sit at 2.4-3.7, dashes 2.5-4.2)."""
-    gait_jog_min_speed: float = 1.4
-    """m/s: a locomotion segment with a running gait (flight phases) is at least a jog from here."""
-    run_flight_fraction: float = 0.05
-    """Share of a segment's frames with both feet off the ground that makes its gait running."""
-    min_locomotion_distance: float = 0.6
-    """m: a moving stretch that covers less than this is standing (a step into a punch)."""
-    forward_cone_deg: float = 25.0
-    """Mean body-frame velocity within this angle (deg) of facing is forward (of its back: backward)."""
-    sideways_cone_deg: float = 30.0
-    """... within this angle of the body's left or right is sideways; between the cones: diagonal."""
-    curve_min_deg: float = 45.0
-    """Travel direction change (deg) over a locomotion segment for a curved path; below it: straight."""
-    circle_min_deg: float = 300.0
-    """Travel direction change (deg) for walking in a circle."""
-    turn_rate_deg_s: float = 30.0
-    """Facing yaw rate (deg/s, smoothed) that starts a turn."""
-    turn_gap_s: float = 0.5
-    """Pauses up to this long (s) inside a turn in one direction join it."""
-    turn_min_deg: float = 60.0
-    """Smallest net facing change (deg) reported as a turn (a quarter turn is 60-135; boxers twist +-50)."""
-    turn_hold_s: float = 0.5
-    """s: the new facing must hold this long (median before vs after), so a twist that swings back is no turn."""
-    half_turn_deg: float = 135.0
-    """From this net yaw change (deg) a turn is a half turn (turning around)."""
-    full_turn_deg: float = 270.0
-    """From this net yaw change (deg) a turn is a full turn (count = round(deg / 360))."""
-    floor_max: float = 0.1
-    """m: the floor is the 2nd percentile of the lowest foot point, at most this high (y = 0 nominal)."""
-    heel_offset: float = 0.06
-    """m: heel sits this far below the ankle joint (the foot's low point is min(toe, ankle - this))."""
-    contact_height: float = 0.05
-    """m: a foot whose low point is below this height above the floor touches the ground."""
-    min_flight_s: float = 0.1
-    """s: both feet off the ground at least this long is a flight (jump, hop or running stride)."""
-    max_flight_s: float = 1.2
-    """s: longer airborne stretches are not jumps (hanging, floating)."""
-    landing_window_s: float = 0.15
-    """s: window before take-off and after landing in which we look for which feet touch."""
-    jump_rise: float = 0.05
-    """m: pelvis peak during a flight above its lowest point in the 0.5 s before take-off, for a jump or hop."""
-    crouch_height: float = 0.75
-    """Pelvis height / standing pelvis height at or below which a bent-knee pose is a crouch or sit."""
-    crouch_knee_deg: float = 60.0
-    """Knee flexion (deg, 0 = straight) of both knees for crouching or sitting."""
-    sit_hip_deg: float = 60.0
-    """Hip flexion (deg between thigh and the downward torso axis) for sitting."""
-    sit_behind: float = 0.2
-    """m: pelvis behind the ankles (along facing) for sitting on a seat; over the feet is a squat."""
-    floor_sit_height: float = 0.35
-    """Pelvis height ratio at or below which an upright torso with bent hips is sitting on the floor."""
-    kneel_height: float = 0.15
-    """m: a knee joint below this height above the floor rests on the ground (kneeling)."""
-    kneel_pelvis: float = 0.8
-    """Pelvis height ratio at or below which a knee on the ground is kneeling."""
-    lie_height: float = 0.45
-    """Pelvis height ratio at or below which a torso tilted past `lie_torso_deg` is lying."""
-    lie_torso_deg: float = 55.0
-    """deg: torso (pelvis to neck) angle from vertical for lying."""
-    hold_min_s: float = 0.3
-    """s: an arm pose (raised, forward, to the side) or a torso bend held at least this long."""
-    overhead_margin: float = 0.0
-    """m: wrist above the head joint by this much is raised above the head."""
-    raise_margin: float = -0.05
-    """m: wrist above the shoulder by this much (negative: below) is a raised hand."""
-    arm_extended: float = 0.8
-    """Shoulder-wrist distance / arm length from which the arm is stretched."""
-    reach_ratio: float = 0.65
-    """Wrist ahead of (or out beside) the shoulder by this share of the arm length: stretched forward (to the side)."""
-    level_ratio: float = 0.4
-    """|wrist - shoulder| height within this share of the arm length: the stretched arm is level."""
-    wave_amplitude: float = 0.06
-    """m: peak-to-peak side-to-side swing of the wrist about the elbow that counts as a wave swing."""
-    wave_half_period_s: float = 0.8
-    """s: the longest swing (half a wave) of a waving hand; slower sways are not waving (real slow waves: 0.6 s)."""
-    wave_forearm_up: float = 0.02
-    """m: a waving hand's wrist is at least this far above its elbow (forearm raised; punches swing level)."""
-    wave_min_cycles: int = 2
-    """Back-and-forth cycles (a wave each) of a raised hand for a waving fact."""
-    punch_speed: float = 1.0
-    """m/s: forward wrist speed (relative to the shoulder) of a punch's extension (real CMU punches: 1-1.3)."""
-    punch_bent: float = 0.65
-    """Arm extension ratio the arm starts a punch from (within `punch_window_s`)."""
-    punch_extended: float = 0.85
-    """Arm extension ratio a punch reaches."""
-    punch_window_s: float = 0.4
-    """s: a punch goes from bent to extended within this time."""
-    clap_distance: float = 0.15
-    """m: wrists closer than this are hands together (a clap)."""
-    clap_open: float = 0.3
-    """m: hands must part this far between two claps."""
-    clap_height: float = 0.25
-    """m: both wrists this far above the pelvis (chest level) to clap; running arm swings cross lower."""
-    kick_height: float = 0.35
-    """m: ankle height above the floor reached by a kick."""
-    kick_reach: float = 0.3
-    """m: horizontal ankle distance from the pelvis at the kick's peak."""
-    kick_extension: float = 0.8
-    """Hip-ankle distance / leg length at the kick's peak (a straightened leg, not a knee lift)."""
-    kick_speed: float = 2.0
-    """m/s: ankle speed on the way to the kick's peak."""
-    kick_low_height: float = 0.15
-    """m: a lower kick (a ball on the ground) reaches this ankle height ..."""
-    kick_low_speed: float = 3.5
-    """m/s: ... swinging this fast relative to the pelvis (real ball kicks 2.8-4.8; running swings <= 3.0)."""
-    bend_deg: float = 35.0
-    """deg: forward torso tilt (pelvis to neck, from vertical) of bending forward."""
-    lean_back_deg: float = 15.0
-    """deg: backward torso tilt of leaning back."""
-
-
-DEFAULT_THRESHOLDS = Thresholds()
-
-
-@dataclass(frozen=True)
 class Fact:
     """One fact over frames [start, end). side: 'left'/'right'/'both'/None (the only handed field).
     count: steps (locomotion), full turns (turn), repetitions (jump, hop, wave, punch, clap, kick ...).
     value: mean speed m/s (walk/jog/run), distance m (path), degrees (turn), pelvis rise m (jump/hop),
-    wrist height over the shoulder m (raise), wrist speed m/s (punch), ankle height m (kick), torso tilt
-    deg (bend/lean_back), lowest pelvis height m (postures). detail: direction (walk/jog/run, jump, hop:
-    forward/backward/sideways/diagonal/back_diagonal; kick: forward/sideways), path shape
-    (straight/curve/circle), turn size (quarter/half/full), 'overhead'/'up' (raise), 'down' (a posture
-    entered from standing)."""
+    median height of the lower foot m (off_ground),
+    wrist height over the shoulder m (raise), mean peak-to-peak wrist swing m (wave), wrist speed m/s
+    (punch), ankle height m (kick), torso tilt deg (bend/lean_back), lowest pelvis height m (postures).
+    detail: direction (walk/jog/run, jump, hop: forward/backward/sideways/diagonal/back_diagonal; kick:
+    forward/sideways), 'running' (a jump from one foot to the other out of a run: a leap), path shape
+    (straight/veer/curve/circle), turn size (quarter/half/full), 'overhead'/'up' (raise), 'down' (a
+    posture entered from standing)."""
 
     kind: str
     side: str | None = None
@@ -183,6 +60,16 @@ class Fact:
     start: int = 0
     end: int = 0
     detail: str = ""
+    rate: float = 0.0
+    """raise: the wrist's peak rise speed (m/s) relative to the shoulder on the way up (0 where not measured)."""
+    reach: float = 0.0
+    """raise: shoulder-wrist distance / arm length at the hand's highest point (1 = a straight arm; 0: not measured)."""
+    swing: float = 0.0
+    """walk/jog/run: mean range (m) of the wrists' forward-backward travel relative to the pelvis: the arm swing
+    (Bandai walks: 'not-confident' 0.11, 'elderly' 0.26, 'normal' 0.46, 'youthful' 0.68; 0: not measured)."""
+    width: float = 0.0
+    """stand: median horizontal distance between the ankles (m): the stance (Bandai 'feminine' 0.07-0.11,
+    'normal' 0.16, 'masculine' 0.27-0.30; 0: not measured)."""
 
     def mirrored(self) -> "Fact":
         return replace(self, side=_SWAP.get(self.side, self.side))
@@ -340,7 +227,8 @@ def compute_signals(positions: np.ndarray, fps: float, th: Thresholds = DEFAULT_
     low = np.minimum(p[:, FOOT, 1], p[:, ANKLE, 1] - th.heel_offset)  # (T, 2) foot low points
     p[..., 1] -= min(float(np.percentile(low.min(1), 2)), th.floor_max)
     low = np.minimum(p[:, FOOT, 1], p[:, ANKLE, 1] - th.heel_offset)
-    bone = lambda a, b: float(np.median(np.linalg.norm(p[:, a] - p[:, b], axis=-1)))
+    sub = p[::max(T // 32, 1)]  # bone lengths barely vary: 32 frames give their median
+    bone = lambda a, b: float(np.median(np.linalg.norm(sub[:, a] - sub[:, b], axis=-1)))
     leg = np.mean([bone(HIP[s], KNEE[s]) + bone(KNEE[s], ANKLE[s]) for s in (0, 1)])
     arm = np.array([bone(SHOULDER[s], ELBOW[s]) + bone(ELBOW[s], WRIST[s]) for s in (0, 1)])
     n = _n(th.smooth_s, fps)
@@ -415,6 +303,9 @@ def _base_labels(s: Signals, flights: np.ndarray, th: Thresholds) -> np.ndarray:
             lab[a:b] = 2
     post = _postures(s, th)
     lab = np.where(post > 0, post + 3, lab)
+    low = np.minimum(s.pos[:, FOOT, 1], s.pos[:, ANKLE, 1] - th.heel_offset).min(1)  # (T,) the lower foot
+    for a, b in _held(low >= th.off_ground_height, _n(th.off_ground_s, s.fps)):  # climbing, hanging: no walk
+        lab[a:b] = np.where(post[a:b] > 0, lab[a:b], _OFF_GROUND)  # lying with the feet up stays lying
     return _clean(lab, n)
 
 
@@ -430,7 +321,7 @@ def _flights(s: Signals, th: Thresholds) -> tuple[np.ndarray, list[Fact]]:
     mask = np.zeros(len(air), bool)
     facts: list[Fact] = []
     w = _n(th.landing_window_s, fps)
-    pre_n = _n(0.5, fps)
+    pre_n, leap_n = _n(0.5, fps), _n(th.leap_min_flight_s, fps)
     y = s.pos[:, PELVIS, 1]
     for i, (a, b) in enumerate(spans):
         mask[a:b] = True
@@ -441,13 +332,16 @@ def _flights(s: Signals, th: Thresholds) -> tuple[np.ndarray, list[Fact]]:
         rise = float(y[a:b].max() - y[max(a - pre_n, 0):a].min())
         if rise < th.jump_rise:
             continue
+        detail = ""
         if take.all() or land.all():
             kind, side = "jump", None
         elif take.any() and (take == land).all():
             kind, side = "hop", SIDES[int(np.argmax(take))]
+        elif b - a >= leap_n and rise >= th.leap_rise:
+            kind, side, detail = "jump", None, "running"  # a leap from one foot to the other
         else:
             continue  # a running stride: take-off and landing on different feet
-        facts.append(Fact(kind, side, 1, rise, a, b))
+        facts.append(Fact(kind, side, 1, rise, a, b, detail))
     return mask, facts
 
 
@@ -491,9 +385,16 @@ def _arms(s: Signals, th: Thresholds) -> list[Fact]:
         up = (d[:, 1] >= th.raise_margin) & ~forward & ~aside
         for kind, mask in (("arm_forward", forward), ("arm_side", aside)):
             out += [Fact(kind, side, 1, 0.0, a, b) for a, b in _held(mask, hold)]
+        for a, b in _runs(~up):  # one raise until the hand comes down (a waving hand swings out and back)
+            if 0 < a and b < len(up) and d[a:b, 1].min() > -th.raise_drop:
+                up[a:b] = True
+        vup = _grad(d[:, 1], fps)  # (T,) wrist rise speed relative to the shoulder
+        lead = _n(th.raise_lead_s, fps)
         for a, b in _held(up, hold):
             detail = "overhead" if over[a:b].sum() >= hold else "up"
-            out.append(Fact("raise", side, 1, float(d[a:b, 1].max()), a, b, detail))
+            peak = a + int(np.argmax(d[a:b, 1]))
+            out.append(Fact("raise", side, 1, float(d[a:b, 1].max()), a, b, detail,
+                            rate=float(vup[max(a - lead, 0):peak + 1].max()), reach=float(ext[peak])))
         # waving: side-to-side swings of the wrist about the elbow while the hand is up
         swing = s.body(p[:, WRIST[k]] - p[:, ELBOW[k]])[:, 2]
         maxgap = int(round(th.wave_half_period_s * fps))
@@ -503,7 +404,8 @@ def _arms(s: Signals, th: Thresholds) -> list[Fact]:
             for g in np.split(ex, np.nonzero(np.diff(ex) > maxgap)[0] + 1):
                 cycles = (len(g) - 1) // 2
                 if cycles >= th.wave_min_cycles:
-                    out.append(Fact("wave", side, cycles, 0.0, int(g[0]), int(g[-1]) + 1))
+                    swing_m = float(np.abs(np.diff(swing[g])).mean())  # peak-to-peak, m
+                    out.append(Fact("wave", side, cycles, swing_m, int(g[0]), int(g[-1]) + 1))
         # punching: a fast forward extension from a bent arm
         vf = _grad(d[:, 0], fps)
         win = _n(th.punch_window_s, fps)
@@ -551,8 +453,8 @@ def _legs_torso(s: Signals, th: Thresholds, post: np.ndarray) -> list[Fact]:
             out.append(Fact("kick", side, 1, float(p[t, ANKLE[k], 1]), a, b, detail))
     hold = _n(th.hold_min_s, fps)
     lying = post == 4
-    out += [Fact("bend", None, 1, float(s.tilt[a:b].max()), a, b)
-            for a, b in _held((s.tilt >= th.bend_deg) & ~lying, hold)]
+    bent = (s.tilt >= th.bend_deg) | ((s.tilt >= th.bow_deg) & (s.speed < th.walk_min_speed))
+    out += [Fact("bend", None, 1, float(s.tilt[a:b].max()), a, b) for a, b in _held(bent & ~lying, hold)]
     out += [Fact("lean_back", None, 1, float(-s.tilt[a:b].min()), a, b)
             for a, b in _held((s.tilt <= -th.lean_back_deg) & ~lying, hold)]
     return out
@@ -577,7 +479,26 @@ def _both(facts: list[Fact], kinds: tuple[str, ...]) -> list[Fact]:
     return out + [f for i, f in enumerate(facts) if i not in used]
 
 
+def _in_waves(facts: list[Fact]) -> list[Fact]:
+    """Arm poses (forward, to the side) of a waving arm and claps of two waving hands are part of the wave:
+    a big wave sweeps the arm out level, two hands waving overhead cross. Those facts are dropped."""
+    waves = [f for f in facts if f.kind == "wave"]
+
+    def inside(f: Fact) -> bool:
+        mid = (f.start + f.end) / 2
+        sides = ("both",) if f.kind == "clap" else (f.side, "both") if f.side != "both" else ("both",)
+        return any(w.start <= mid < w.end and w.side in sides for w in waves)
+
+    return [f for f in facts if f.kind not in ("arm_forward", "arm_side", "clap") or not inside(f)]
+
+
 # --- assembly -------------------------------------------------------------------------------------
+
+
+def _stance(s: Signals, a: int, b: int) -> float:
+    """Median horizontal ankle distance (m) over frames [a, b)."""
+    d = s.pos[a:b, ANKLE[0]] - s.pos[a:b, ANKLE[1]]
+    return float(np.median(np.hypot(d[:, 0], d[:, 2])))
 
 
 def _locomotion_facts(s: Signals, kind: str, a: int, b: int, steps: np.ndarray, th: Thresholds) -> tuple[Fact, Fact]:
@@ -596,11 +517,15 @@ def _locomotion_facts(s: Signals, kind: str, a: int, b: int, steps: np.ndarray, 
     speed = s.speed[a:b]
     moving = speed >= th.walk_min_speed
     heading = np.unwrap(np.arctan2(v[moving, 0], v[moving, 2])) if moving.sum() > 1 else np.zeros(2)
-    turn = float(np.degrees(heading[-1] - heading[0]))
+    k = max(int(round(th.heading_window * len(heading))), 1)  # ends' medians: a stride's sway is no veer
+    turn = float(np.degrees(np.median(heading[-k:]) - np.median(heading[:k]))) / (1.0 - th.heading_window)
     dist = float(speed.sum() / s.fps)
-    shape = "circle" if abs(turn) >= th.circle_min_deg else "curve" if abs(turn) >= th.curve_min_deg else "straight"
+    shape = ("circle" if abs(turn) >= th.circle_min_deg else "curve" if abs(turn) >= th.curve_min_deg
+             else "veer" if abs(turn) >= th.veer_min_deg else "straight")
     path_side = None if shape == "straight" else ("left" if turn > 0 else "right")
-    return (Fact(kind, side, int(steps[a:b].sum()), float(speed.mean()), a, b, direction),
+    fwd = np.sum((s.pos[a:b, WRIST] - s.pos[a:b, PELVIS, None]) * s.fwd[a:b, None], -1)  # (n, 2)
+    swing = float(np.mean(np.percentile(fwd, 95, axis=0) - np.percentile(fwd, 5, axis=0)))
+    return (Fact(kind, side, int(steps[a:b].sum()), float(speed.mean()), a, b, direction, swing=swing),
             Fact("path", path_side, 1, dist, a, b, shape))
 
 
@@ -633,13 +558,13 @@ def extract_facts(motion_or_positions, fps: float = 20.0, thresholds: Thresholds
     s = compute_signals(pos, fps, th)
     air, jumps = _flights(s, th)
     lab = _base_labels(s, air, th)
-    post = np.where(lab >= 4, lab - 3, 0)
+    post = np.where((lab >= 4) & (lab < _OFF_GROUND), lab - 3, 0)
     events = _turns(s, th) + jumps + _arms(s, th) + _legs_torso(s, th, post)
     steps = np.zeros(len(pos), np.int64)  # foot touch-downs per frame, landings of jumps/hops excluded
     steps[1:] = (s.contact[1:] & ~s.contact[:-1]).sum(1)
     for f in jumps:
         steps[f.end:f.end + _n(th.landing_window_s, fps)] = 0
-    events = _both(events, ("raise", "arm_forward", "arm_side", "wave", "punch"))
+    events = _in_waves(_both(events, ("raise", "arm_forward", "arm_side", "wave", "punch")))
     change = np.nonzero(np.diff(lab))[0] + 1
     bounds = [0] + change.tolist() + [len(lab)]
     segments: list[Segment] = []
@@ -650,9 +575,10 @@ def extract_facts(motion_or_positions, fps: float = 20.0, thresholds: Thresholds
         head: list[Fact] = []
         if kind in LOCOMOTION:
             loco, path = _locomotion_facts(s, kind, a, b, steps, th)
-            if loco.count < 2 and any(f.kind in ("jump", "hop") for f in mine):  # moved by jumping, not walking
+            if (loco.count < 2 and loco.value < th.jog_min_speed  # moved by jumping, not walking (a run-up stays)
+                    and any(f.kind in ("jump", "hop") and f.detail != "running" for f in mine)):
                 mine = [replace(f, detail=loco.detail) if f.kind in ("jump", "hop") else f for f in mine]
-                head = [Fact("stand", None, 1, loco.value, a, b)]
+                head = [Fact("stand", None, 1, loco.value, a, b, width=_stance(s, a, b))]
             else:
                 head = [loco, path]
         elif kind in POSTURES:
@@ -660,8 +586,11 @@ def extract_facts(motion_or_positions, fps: float = 20.0, thresholds: Thresholds
             side = ("both" if len(sides) == 2 else sides[0] if sides else None) if kind == "kneel" else None
             down = "down" if prev is not None and prev not in POSTURES else ""
             head = [Fact(kind, side, 1, float(s.pos[a:b, PELVIS, 1].min()), a, b, down)]
+        elif kind == "off_ground":
+            low = np.minimum(s.pos[a:b, FOOT, 1], s.pos[a:b, ANKLE, 1] - th.heel_offset).min(1)
+            head = [Fact(kind, None, 1, float(np.median(low)), a, b)]
         else:
-            head = [Fact("stand", None, 1, float(s.speed[a:b].mean()), a, b)]
+            head = [Fact("stand", None, 1, float(s.speed[a:b].mean()), a, b, width=_stance(s, a, b))]
         if prev in POSTURES and kind not in POSTURES:
             head.append(Fact("get_up", None, 1, 0.0, a, a + 1))
         if segments and head[0].kind == "stand" == segments[-1].base.kind:

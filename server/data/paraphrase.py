@@ -15,321 +15,21 @@ from __future__ import annotations
 
 import random
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 
 from server.data.kinematics import LOCOMOTION, POSTURES, Fact, MotionFacts, Segment
-
-HALVES = ("train", "heldout")
-_NUM = ("zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen "
-        "seventeen eighteen nineteen twenty thirty forty fifty sixty seventy eighty ninety hundred").split()
-EXEMPT: frozenset[str] = frozenset(
-    "a an the this that these those each every some any both all left right is are be can it its he she they them "
-    "their his her him themselves himself herself itself of to in on at by for from into onto with without up down "
-    "against each other another across "
-    "out off over under through toward towards as like if and or but then so not one's once twice times time "
-    "degrees metres meters metre meter seconds second".split() + _NUM)
-"""Function words shared by both halves (and numbers, side words, units); every other word is one half's."""
-
-# (train, held-out) per synonym list; '|' separates entries; {arm} {arms} {fist} {leg} {side} are slots.
-L: dict[str, tuple[str, str]] = {
-    "subject": ("a person|someone|a man|a woman|the person|the man|the woman|a figure|the figure|a dancer|"
-                "the dancer|an actor|the actor|a performer|the performer|a character|the character|an athlete|"
-                "the athlete|a guy|a lady|a human|the human|a gentleman|a stick figure|an animated character|"
-                "a motion capture actor|the subject|a mocap performer|an adult|the avatar|a 3d character|"
-                "a participant|the participant|a test subject|a virtual character|a digital human|"
-                "an animated figure|a cg character|a 3d model|a skeleton|the skeleton|a virtual human|a model|"
-                "the model|an animated mannequin|a rigged character|a game character|a video game character|"
-                "a cartoon character|a synthetic human|a simulated person|a digital avatar|a digital actor|"
-                "a character model|a computer-generated person",
-                "an individual|the individual|somebody|a fellow|the fellow|a humanoid|the humanoid|the protagonist"),
-    "walk": ("walk|march|stride|trek|move|go|travel|proceed|pace|make their way|advance|head|walk along|"
-             "move along", "stroll|amble|saunter|wander|tread"),
-    "jog": ("jog|trot|run {where} lightly|run {where} at an easy speed|jog {where} lightly|"
-            "run {where} at a jogging pace|jog {where} at a steady pace|run {where} at a moderate speed|"
-            "trot {where} steadily|jog {where} gently|trot {where} lightly", "lope|lope {where} at a gentle tempo"),
-    "run": ("run|dash|race|rush|hurry|speed|dart|bolt|hasten|zoom", "sprint|hurtle|charge|career"),
-    "forward": ("forward|forwards|to the front|toward the front", "ahead|onward|onwards"),
-    "backward": ("backward|backwards|in reverse|toward the back", "rearward|rearwards"),
-    "sideways": ("sideways to the {side}|to the {side}|sideways toward the {side}|{side}ward|{side}wards|"
-                 "sidewards to the {side}|off to the {side}", "crabwise to the {side}|laterally to the {side}"),
-    "diagonal": ("diagonally forward to the {side}|forward and to the {side}|diagonally to the {side}|"
-                 "at an angle to the {side}|forward at a slant to the {side}",
-                 "obliquely ahead to the {side}|slantwise to the {side}"),
-    "back_diagonal": ("backward and to the {side}|diagonally backward to the {side}",
-                      "obliquely rearward to the {side}"),
-    "straight": ("in a straight line|along a straight path|in a straight path|without turning|along a straight line",
-                 "on an unswerving course"),
-    "curve": ("in a curve to the {side}|along a curve to the {side}|curving to the {side}|in an arc to the {side}|"
-              "bending round to the {side}|turning gradually to the {side}|following a curved path to the {side}|"
-              "along a bend to the {side}", "arcing to the {side}|swerving to the {side}|veering to the {side}"),
-    "circle": ("in a circle|in a full circle|around in a circle|in a loop|round in a circle|in a ring",
-               "on a circular route|in a circuit"),
-    "circle_left": ("counterclockwise|to the left", "to the left"),  # parallel lists: mirroring swaps them
-    "circle_right": ("clockwise|to the right", "to the right"),
-    "across": ("across the floor|across the room|over the floor|through the space|across the space|across the area|"
-               "along the floor|over the ground", "across the stage"),
-    "slow": ("slowly|at a slow speed|gently|at a leisurely speed|at a slow pace|calmly|steadily|leisurely|"
-             "at a relaxed speed", "unhurriedly|sluggishly|languidly"),
-    "fast_walk": ("quickly|briskly|fast|at a brisk speed|rapidly|at a quick pace|hurriedly|at a fast speed|"
-                  "with quick steps", "swiftly|hastily|speedily"),
-    "fast_run": ("very fast|at full speed|as fast as possible|at top speed|at high speed|as quickly as possible|"
-                 "flat out", "headlong|at breakneck velocity"),
-    "distance": ("for about {n} metres|for roughly {n} meters|, covering about {n} metres|"
-                 ", covering around {n} meters|over about {n} metres|for a distance of about {n} metres",
-                 "for approximately {n} metres|, spanning approximately {n} meters"),
-    "when_start": ("at the beginning|at the start|early on|in the first moments", "in the initial seconds"),
-    "when_mid": ("midway through|halfway through|in the middle of the clip|partway through", "mid-clip"),
-    "when_end": ("toward the end|at the end|near the end|in the final moments|at the very end",
-                 "in the closing seconds"),
-    "facing": ("while facing forward|while still facing forward|with the body facing forward|"
-               "without turning the body", ""),
-    "no_turn": ("without turning around|while facing forward|without turning the body", ""),
-    "face_back": ("to face the opposite direction|to face the other way|to face backward", ""),
-    "turn_here": ("in place|on the spot|where they stand|without stepping away", ""),
-    "turn_fast": ("quickly|rapidly|sharply|in one quick motion", "swiftly"),
-    "turn_slow": ("slowly|gradually|bit by bit", "unhurriedly"),
-    "long_steps": ("with long strides|taking long steps|with big steps", ""),
-    "short_steps": ("with short steps|taking small steps|in small steps", ""),
-    "hop_free": (", with the other foot lifted|, keeping the other foot off the ground|, holding the other leg up",
-                 ""),
-    "punch_full": (", straightening the arm|, with the arm fully straightened", ""),
-    "kick_straight": (", with a straight leg|, straightening the leg", ""),
-    "bent_knees": ("with bent knees|with the knees bent", ""),
-    "shoulder_level": ("at shoulder height|at shoulder level|level with the shoulder", ""),
-    "clap_where": ("in front of the body|in front of the chest", ""),
-    "short_way": ("a short distance|a little way", ""),
-    "long_way": ("a long way|a long distance|a good distance", ""),
-    "steps": (", taking {n} steps|in {n} steps|, taking about {n} steps|with {n} steps", ""),
-    "duration": ("for a moment|for a few seconds|briefly|for a while|for about {n} seconds|for a couple of seconds|"
-                 "for a second or two|for several seconds|for a short while", "momentarily|for an instant"),
-    "turn_side": ("{side}|to the {side}|to face the {side}", "{side}|to the {side}|toward the {side}"),
-    "turn": ("turn|rotate|turn the body", "pivot|swivel"),
-    "turn_round": ("turn|rotate|swing around|wheel around|twist around|swing round|turn round", "pivot|swivel"),
-    "spin": ("spin|turn|spin around|whirl around", "revolve|twirl|pivot"),
-    "light": ("make|do", "perform|execute"),
-    "quarter": ("90 degrees|about 90 degrees|by 90 degrees", "ninety degrees|by ninety degrees"),
-    "quarter_n": ("a quarter turn|a 90 degree turn|a quarter of a turn", "a ninety-degree pivot"),
-    "half": ("around|180 degrees|halfway around", "one hundred and eighty degrees"),
-    "half_n": ("a half turn|a 180 degree turn|a u-turn", "an about-face|a one-eighty"),
-    "full": ("all the way around|360 degrees|a full circle|through a full circle", "three hundred and sixty degrees"),
-    "full_n": ("a full turn|a full spin|a 360 degree turn|a full rotation",
-               "a complete revolution|one whole revolution"),
-    "jump": ("jump|spring|bounce|jump up", "leap|bound"),
-    "in_place": ("in place|on the spot|up and down|on both feet|with both feet|with feet together|where they stand|"
-                 "on the same spot|straight up|off the ground|without moving from the spot", "vertically|two-footed"),
-    "high": ("high|really high", ""),
-    "jump_n": ("do {n} jumps|make {n} jumps|do {n} little jumps|take {n} jumps", "perform {n} leaps"),
-    "small_jump_n": ("do {n} small jumps|make {n} tiny jumps|do {n} little jumps", "perform {n} modest leaps"),
-    "hop": ("hop {where} on the {side} foot|hop {where} on the {side} leg|hop {where} on just the {side} foot|"
-            "hop {where} using just the {side} leg",
-            "leap {where} on the {side} limb alone|bound {where} on the {side} limb only"),
-    "crouch": ("squat|crouch|squat down|crouch down|drop into a squat|bend the knees deeply|get into a squat|"
-               "go down into a crouch|lower the body into a squat|bend down into a squat|duck down|"
-               "lower into a crouch|hunch down|get down low", "hunker down|sink onto the haunches"),
-    "sit": ("sit down|sit|take a seat|sit down low|lower into a seated position|"
-            "lower themselves into a sitting position", "perch|settle down"),
-    "kneel": ("kneel down on the {side} knee|go down on the {side} knee|kneel on the {side} knee|"
-              "drop onto the {side} knee|bend down onto the {side} knee|put the {side} knee on the ground",
-              "genuflect"),
-    "kneel_both": ("kneel|kneel down|drop to the knees|kneel on both knees|go down on both knees|"
-                   "get down on the knees|kneel on the ground", "genuflect"),
-    "lie": ("lie down|lie on the ground|lie on the floor|lie down on the ground|lie flat on the ground|"
-            "get down on the ground|lie down on the floor|stretch out on the ground", "recline|sprawl out"),
-    "get_up": ("get up|stand up|rise|get back up|rise to the feet|stand back up|get to the feet|pull themselves up|"
-               "push up to standing|return to standing|come back up to standing|stand up again|get back on the feet|"
-               "straighten up", "arise|clamber up"),
-    "stop": ("stop|pause|come to a stop|stand still|stop moving|hold still|come to a standstill|stop in place",
-             "halt"),
-    "stand": ("stand still|stand in place|stay still|remain standing|stand on the spot|stand quietly|keep still|"
-              "stand motionless|stand without moving|stay in place|stand upright|stand idle|stand around",
-              "linger|loiter"),
-    "hand": ("hand|arm", "palm|limb"),
-    "raise_over": ("raise {arm} above the head|raise {arm} over the head|lift {arm} above the head|"
-                   "put {arm} up in the air|hold {arm} up high|stretch {arm} up above the head|"
-                   "reach up high with {arm}|lift {arm} high into the air|throw {arm} up in the air|"
-                   "shoot {arm} up into the air|stretch {arm} high above the head|hold {arm} straight up|"
-                   "reach {arm} up toward the sky|lift {arm} straight above the head|"
-                   "raise {arm} high above the head|stick {arm} up in the air|fling {arm} up into the air|"
-                   "keep {arm} raised above the head",
-                   "hoist {arm} overhead|elevate {arm} skyward|thrust {arm} toward the ceiling"),
-    "raise_up": ("raise {arm}|lift {arm}|raise {arm} up|lift {arm} up|bring {arm} up|raise {arm} to shoulder height|"
-                 "put {arm} up|lift {arm} to shoulder level|hold {arm} up|lift {arm} partway up|keep {arm} raised",
-                 "hoist {arm}|elevate {arm}"),
-    "arm_forward": ("stretch {arm} forward|hold {arm} out in front|reach forward with {arm}|"
-                    "stretch {arm} out in front|hold {arm} straight out in front|point {arm} forward|"
-                    "reach {arm} out forward|stretch {arm} out toward the front|raise {arm} in front",
-                    "extend {arm} ahead"),
-    "arm_side": ("hold {arm} out to the side|stretch {arm} out to the side|hold {arm} out sideways|"
-                 "stick {arm} out to the side|hold {arm} out horizontally|raise {arm} out to the side|"
-                 "hold {arm} out level to the side|stretch {arm} sideways", "extend {arm} laterally"),
-    "arms_side": ("spread {arm} out to the sides|hold {arm} out wide|spread {arm} wide|"
-                  "stretch {arm} out to the sides|spread {arm} apart|open {arm} wide|hold {arm} out in a t-pose|"
-                  "hold {arm} out to both sides|stretch {arm} wide apart",
-                  "splay {arm} laterally|extend {arm} laterally"),
-    "wave": ("wave {arm}|wave with {arm}|wave {arm} from side to side|wave {arm} back and forth|"
-             "wave {arm} in the air|give a wave with {arm}|wave {arm} side to side|give a little wave with {arm}",
-             "waggle {arm}|wag {arm} to and fro"),
-    "fist": ("fist|hand", ""),
-    "punch": ("punch with {fist}|punch forward with {fist}|strike with {fist}|throw a punch with {fist}|"
-              "hit out with {fist}|box with {fist}|swing a punch with {fist}|hit forward with {fist}|"
-              "punch straight out with {fist}", "jab with {fist}|deliver a blow with {fist}"),
-    "fast_punch": ("fast|quickly|sharply|rapidly", "swiftly"),
-    "clap": ("clap|clap the hands|clap the hands together|bring the hands together|applaud|slap the hands together|"
-             "clap both hands together|bring both hands together in a clap",
-             "smack the palms|smack the palms against each other"),
-    "leg": ("leg|foot", "limb"),
-    "kick": ("kick with {leg}|kick forward with {leg}|kick out with {leg}|do a kick with {leg}|"
-             "swing {leg} up in a kick|throw a kick with {leg}|launch a kick with {leg}|kick {leg} forward|"
-             "kick {leg} out", "lash out with {leg}|flick {leg} out"),
-    "kick_side": ("kick out to the side with {leg}|kick sideways with {leg}|kick {leg} out to the side|"
-                  "do a side kick with {leg}", "lash out laterally with {leg}"),
-    "kick_high": ("high|up high|above waist height", "skyward"),
-    "bend": ("bend forward|bend over|bow|lean forward|bend at the waist|bow down|hunch over|stoop forward|lean over|"
-             "bend the upper body forward|bow forward|bend down|bend the trunk forward|curl forward|"
-             "fold forward at the waist", "hinge at the pelvis|incline the torso"),
-    "deep": ("deeply|far forward|a long way down|very low", "profoundly"),
-    "slight": ("slightly|a little|a bit|just a little", "marginally"),
-    "lean_back": ("lean back|lean backward|arch the back|lean backwards|arch backward|bend backward|tilt backward|"
-                  "lean the upper body back|bend the upper body back|tip backward",
-                  "recline rearward|incline rearward"),
-    "count2": ("twice|two times|a couple of times", "twice in a row|two times in a row"),
-    "count": ("{n} times|{n} times in succession|{n} times over|{n} separate times",
-              "{n} times in a row|a total of {n} times"),
-    "count_many": ("several times|repeatedly|multiple times|over and over", "repetitively|on {n} occasions"),
-    "seq": (", then |, then |, and then | and then |, after that, |, and next | before {ing}|, followed by {ing}|"
-            ", and after that, |, and once that is done, |, and shortly after, |, and soon after, ",
-            ", and afterwards | and subsequently |, and later "),
-    "with": (" and | while {ing}| while {ing}|, {ing}| while also {ing}|, at the same time {ing}|"
-             " and at the same time ", " whilst {ing}| and meanwhile "),
-    "last": (", and finally | and lastly |, and at the end |, ending by {ing}", ", and eventually "),
-    "frame": ("{S} {B}|{S} {B}|{S} {B}|{S} is {Bing}|{S} {Bpast}|in this clip, {S} {B}|in this animation, {S} {B}|"
-              "the motion shows {S} {Bing}|the clip shows {S} {Bing}|a clip of {S} {Bing}|"
-              "an animation of {S} {Bing}|the video shows {S} {Bing}|{S} is shown {Bing}|"
-              "the animation depicts {S} {Bing}|in this sequence, {S} {B}|in the clip, {S} {B}|"
-              "during this clip, {S} {B}|the character animation shows {S} {Bing}",
-              "{S} can be seen {Bing}|{S} was {Bing}|in this recording, {S} {B}|here, {S} {B}|"
-              "in the footage, {S} {Bpast}"),
-    "frame_seq": ("first, {S} {B}|{S} starts by {C1ing}, then {R}|after {C1ing}, {S} {R}|"
-                  "{S} begins by {C1ing}, then {R}|to begin, {S} {B}", "at the outset, {S} {C1}, and later {R}"),
-    "frame_with": ("{C1ing}, {S} {R}|while {C1ing}, {S} {R}", "{S} {C1}, simultaneously {Ring}"),
-}
-STYLES: dict[str, tuple[str, str]] = {  # Bandai Namco style labels (labels.csv) -> manner phrases
-    "active": ("energetically|with energy|vigorously|actively|in a lively way|with lots of energy|enthusiastically|"
-               "eagerly|in an energetic way|full of energy|animatedly|with gusto|with enthusiasm|in a peppy way|"
-               "with verve|with pep|vivaciously|with zeal|zealously|with drive",
-               "dynamically|spiritedly|with vigour|zestfully"),
-    "angry": ("angrily|furiously|in an angry way|with anger|irritably|aggressively|with fury|in a bad temper|"
-              "fiercely|in a furious way|heatedly|hotly|with rage|resentfully|in an irritated way|with annoyance|"
-              "in a fit of anger|in a huff|belligerently|testily", "crossly|irately|indignantly|wrathfully"),
-    "childish": ("like a child|childishly|in a childish way|like a little kid|playfully|like a kid|"
-                 "in a childlike way|like a small child|like a little child|like a young child|with childlike joy|"
-                 "like a schoolchild|in a babyish way|with childish delight",
-                 "like a toddler|boyishly|impishly|like a youngster"),
-    "chimpira": ("like a swaggering street thug|like a thug|like a street punk|with a swagger|like a tough guy|"
-                 "like a delinquent|in a thuggish way|like a bully|with a cocky swagger|like a hooligan|like a punk|"
-                 "like a street tough|in a menacing way|like a gang member|in a cocky way|cockily",
-                 "like a hoodlum|like a ruffian|like a gangster"),
-    "feminine": ("in a feminine manner|in a feminine way|femininely|gracefully|elegantly|with feminine grace|"
-                 "in a graceful way|delicately|softly|with grace|in a womanly way|with poise|smoothly|"
-                 "in a refined way", "daintily|in a ladylike fashion"),
-    "giant": ("like a heavy giant|like a giant|heavily|like a huge heavy creature|like a large heavy giant|"
-              "like a lumbering giant|with great weight|like a big giant|in a heavy way|like a massive giant|"
-              "like a heavyweight|like an ogre|like a troll|with thudding steps|ploddingly",
-              "like a colossus|ponderously|lumberingly"),
-    "happy": ("happily|cheerfully|joyfully|in a happy way|in a cheerful mood|with joy|in high spirits|gladly|"
-              "delightedly|in a joyful way|in a good mood|jovially|buoyantly|brightly|contentedly|cheerily|"
-              "exuberantly|jauntily|blissfully|ecstatically|elatedly|with a spring in the step",
-              "merrily|gleefully|jubilantly|blithely"),
-    "masculine": ("in a masculine manner|in a masculine way|in a manly way|manfully|in a manly manner|"
-                  "in a masculine style|like a tough man|like a strong man|in a strong masculine way|in a burly way|"
-                  "in a brawny way|with masculine confidence|in a sturdy way", "in a macho fashion|ruggedly"),
-    "musical": ("theatrically|like in a musical|dramatically|rhythmically|with theatrical flair|in a theatrical way|"
-                "with showmanship|like a musical theatre actor|with a flourish|with dramatic flair|"
-                "like a musical actor|in a dramatic way|in a performative way|like a broadway performer|"
-                "like in a show|with a theatrical touch|in a musical style",
-                "melodramatically|like a stage entertainer|showily|flamboyantly"),
-    "normal": ("|normally|in an ordinary way|in a normal manner|naturally|in a natural way|in a regular way|"
-               "in a standard way|in an everyday way|casually|as usual|in the usual way|"
-               "without any particular style|neutrally", "|plainly"),
-    "not-confident": ("timidly|without confidence|shyly|nervously|hesitantly|unconfidently|insecurely|uncertainly|"
-                      "in an unsure way|self-consciously|with hesitation|awkwardly|anxiously|in a shy way|"
-                      "in a timid way|with little confidence|warily|tentatively|cautiously|gingerly|apprehensively|"
-                      "uneasily", "meekly|diffidently|sheepishly|bashfully"),
-    "old": ("like an old person|like an elderly person|like a senior|in an elderly way|like an old man|"
-            "like an older person|like an elderly man|like an aging person|in an old way|like an old woman|"
-            "like a grandparent|like a senior citizen|like a grandfather|like an old-timer|"
-            "like someone of advanced age|in the manner of an old person",
-            "like a pensioner|like an aged individual|frailly"),
-    "proud": ("proudly|with pride|confidently|in a proud manner|arrogantly|with confidence|in a self-assured way|"
-              "boastfully|with great pride|smugly|self-importantly|with a proud bearing|grandly|triumphantly|"
-              "imperiously|majestically|regally|with an air of superiority|nobly",
-              "haughtily|loftily|with dignity|pompously"),
-    "sad": ("sadly|gloomily|in a sad way|unhappily|miserably|with sadness|in a gloomy way|in a depressed way|"
-            "despondently|in a melancholy way|dolefully|in a downcast way|with a heavy heart|in low spirits|"
-            "heavy-heartedly|wistfully|bleakly|downheartedly|with a sad air",
-            "sorrowfully|mournfully|dejectedly|glumly|forlornly"),
-    "tired": ("tiredly|wearily|in a tired way|sleepily|in a weary way|lethargically|with fatigue|in a sleepy way|"
-              "like someone tired|with tiredness|groggily|feebly|in a lethargic way|dozily|half-asleep|"
-              "like someone who needs sleep", "drowsily|listlessly"),
-    "exhausted": ("as if exhausted|in an exhausted way|like someone worn out|with exhaustion|as if worn out|"
-                  "in a worn-out way|like an exhausted person|with no energy left|like someone out of breath|"
-                  "in a fatigued way|as if completely tired out|with utter exhaustion|"
-                  "like someone at the end of their strength|as if on the verge of collapse|"
-                  "with the last of their energy", "as if drained|like somebody spent|as if depleted"),
-    "youthful": ("youthfully|in a youthful way|with youthful energy|like a young person|with the energy of youth|"
-                 "in a young and lively way|like a young adult|like a youth|in a fresh and lively way|"
-                 "with a young spirit|with youthful bounce|with the freshness of youth|with a lively young air",
-                 "in a sprightly fashion|like a teenager"),
-}
-STYLES["masculinity"], STYLES["elderly"] = STYLES["masculine"], STYLES["old"]
-STYLE_WALK: dict[str, tuple[str, str]] = {  # walking verbs that only the matching style may use
-    "tired": ("trudge|plod|drag themselves along|shamble", "slog"), "exhausted": ("trudge|plod|shamble", "slog"),
-    "old": ("shuffle|totter|dodder", "hobble"), "elderly": ("shuffle|totter|dodder", "hobble"),
-    "proud": ("strut|stalk", "parade"), "chimpira": ("swagger|strut|slouch", "prowl"),
-    "angry": ("stomp|storm|stalk", "stamp"),
-    "giant": ("lumber|plod|thud", "clomp"), "feminine": ("sashay|glide", "float"), "sad": ("mope|shuffle", "droop"),
-    "not-confident": ("creep|edge|shuffle", ""), "childish": ("toddle", "patter"), "musical": ("glide|prance", ""),
-}
-
-_PAST = {"run": "ran", "sit": "sat", "spin": "spun", "swing": "swung", "stand": "stood", "get": "got", "rise": "rose",
-         "arise": "arose", "lie": "lay", "kneel": "knelt", "stride": "strode", "throw": "threw", "hold": "held",
-         "bend": "bent", "strike": "struck", "put": "put", "take": "took", "go": "went", "make": "made", "do": "did",
-         "bring": "brought", "sink": "sank", "spring": "sprang", "tread": "trod", "hit": "hit", "come": "came",
-         "spread": "spread", "leap": "leapt", "freeze": "froze", "be": "was", "shoot": "shot", "thrust": "thrust",
-         "creep": "crept", "fling": "flung", "speed": "sped"}
-_DOUBLE = {"run", "sit", "spin", "hop", "jog", "trot", "plod", "strut", "step", "stop", "drop", "slog", "jab", "clap",
-           "flap", "wag", "squat", "trek", "get", "put", "hit", "swim", "begin"}
-
-
-def _inflect(verb: str, form: str) -> str:
-    """Form of a verb phrase (first word inflected): 'base', 's', 'ing' or 'past'."""
-    head, _, rest = verb.partition(" ")
-    if form == "s":
-        w = head + ("es" if re.search(r"(s|sh|ch|x|z|o)$", head) else "s")
-        w = re.sub(r"([^aeiou])ys$", r"\1ies", w)
-    elif form == "ing":
-        w = (head[:-2] + "ying" if head.endswith("ie") else head + head[-1] + "ing" if head in _DOUBLE
-             else head[:-1] + "ing" if head.endswith("e") and not head.endswith(("ee", "ye", "oe")) else head + "ing")
-    elif form == "past":
-        w = _PAST.get(head) or (head + head[-1] + "ed" if head in _DOUBLE else head + "d" if head.endswith("e")
-                                else head[:-1] + "ied" if re.search(r"[^aeiou]y$", head) else head + "ed")
-    else:
-        w = head
-    return f"{w} {rest}".strip()
-
+from server.data.text_forms import (  # noqa: F401  (re-exported: words, swap_sides ...)
+    WORD, _inflect, _number, _round_words, _speed_words, swap_sides, words,
+)
+from server.data.wording import _NUM, EXEMPT, HALVES, STYLE_WALK, STYLES, L  # noqa: F401  (re-exported)
 
 _VERBS = {"walk", "jog", "run", "turn", "turn_round", "spin", "light", "jump", "jump_n", "hop", "crouch", "sit",
           "kneel", "kneel_both", "lie", "get_up", "stop", "stand", "raise_over", "raise_up", "arm_forward", "arm_side",
-          "arms_side", "wave", "punch", "clap", "kick", "kick_side", "bend", "lean_back"}
-WORD = re.compile(r"[a-z0-9]+(?:[-'][a-z0-9]+)*")
-
-
-def words(text: str) -> list[str]:
-    """Lower-case word tokens (hyphenated words stay one token: 'about-face', 'counter-clockwise')."""
-    return WORD.findall(text.lower())
-
-
+          "arms_side", "wave", "punch", "clap", "kick", "kick_side", "bend", "lean_back", "running_jump",
+          "lower_again", "straighten", "keep_up", "off_ground"}
+_ACTION_KINDS = ("turn", "jump", "hop", "kick", "punch", "wave", "clap", "raise", "bend", "lean_back", "get_up")
+"""Event kinds whose repeat later in a clip may be said with 'again'."""
 def _options(half: str, key: str, table: dict = L) -> list[str]:
     return table[key][HALVES.index(half)].split("|") if table[key][HALVES.index(half)] else []
 
@@ -337,20 +37,65 @@ def _options(half: str, key: str, table: dict = L) -> list[str]:
 @dataclass(frozen=True)
 class Clause:
     """A verb phrase: `verb` (base form; its first word gets inflected) + `tail`; `after`: it follows the
-    previous clause in time (else it goes with it)."""
+    previous clause in time (else it goes with it); `post`: (connector, verb phrase) of a follow-up in the
+    same clause, inflected alike ('raises the left hand, then lowers it again')."""
 
     verb: str
     tail: str = ""
     after: bool = True
     extra: str = ""  # said after any manner phrase: ', covering about three metres'
+    post: tuple[str, str] = ("", "")
 
     def render(self, form: str) -> str:
         text = f"{_inflect(self.verb, form)} {self.tail} {self.extra}".strip()
+        if self.post[1]:
+            text += f"{self.post[0]}{_inflect(self.post[1], form)}"
         return re.sub(r"\s+,", ",", re.sub(r"\s+", " ", text))
 
+    def with_tail(self, more: str) -> "Clause":
+        return replace(self, tail=f"{self.tail} {more}".strip()) if more else self
 
-def _number(n: int) -> str:
-    return _NUM[n] if 0 <= n <= 20 else str(n)
+
+_DISTANCE_BINS = ((1.0, "dist_short"), (1.5, "dist_one"), (2.5, "dist_couple"), (4.5, "dist_few"),
+                  (9.5, "dist_several"), (float("inf"), "dist_far"))
+"""Path length (m) up to which each qualitative distance list applies ('dist_far' from 10.5 m only)."""
+_STEP_BINS = ((1, ""), (3, "steps_few"), (6, "steps_handful"), (10, ""), (14, "steps_dozen"), (15, ""),
+              (10 ** 6, "steps_many"))
+"""Step count up to which each qualitative step list applies ('' = say the number)."""
+_KICK_BINS = ((0.45, "kick_low"), (0.75, "kick_knee"), (1.05, "kick_hip"), (float("inf"), "kick_high"))
+"""Ankle height (m) at a kick's peak up to which each height list applies."""
+WAVE_BIG, WAVE_SMALL = 0.25, 0.08
+"""m: a wave's mean peak-to-peak wrist swing from which it is big, and below which it is small (Bandai medians:
+'active' 0.35, 'masculine' 0.35, 'normal' 0.19, 'feminine' 0.05)."""
+WAVE_FAST, WAVE_SLOW = 0.27, 0.5
+"""s: a wave's mean half-period (one swing) below which it is quick, above which it is slow (Bandai medians:
+'active' 0.24, 'normal' 0.31, 'youthful' 0.44, 'elderly' 0.64)."""
+RAISE_FACE = 0.12
+"""m: a raised (not overhead) wrist this far above the shoulder is at face height; below it, shoulder height."""
+RAISE_HIGH = 0.38
+"""m: a hand raised above the head reaches this far above the shoulder before a caption may call it high."""
+_HIGH_WORDS = ("high", "sky", "possible", "way up", "straight up")
+RAISE_QUICK, RAISE_SLOW = 3.5, 0.9
+"""m/s: a raise whose wrist rises at least this fast is quick, at most this fast slow (Bandai medians: 'active'
+5.2, 'youthful' 3.0, 'normal' 2.5, 'masculine' 1.7, 'elderly' 0.7)."""
+SWING_SMALL, SWING_BIG = 0.2, 0.62
+"""m: range of the wrists' forward travel during locomotion below which the arms barely swing, from which they
+swing wide (Bandai walks: 'not-confident' 0.11, 'elderly' 0.26, 'normal' 0.46, 'youthful' 0.68; runs to 0.7)."""
+FEET_TOGETHER, FEET_APART, FEET_WIDE = 0.12, 0.25, 0.4
+"""m: ankle distance of a standing body below which the feet are together, from which apart, and wide apart."""
+ARM_STRAIGHT, ARM_BENT = 0.9, 0.5
+"""Shoulder-wrist distance / arm length at a raise's peak from which the arm is straight, below which bent."""
+
+
+@dataclass
+class _Context:
+    """What a clause may need beyond its fact: the clip's length and rate, and the segment around it."""
+
+    fps: float
+    num_frames: int
+    seg: Segment
+    prev: Segment | None
+    events: list[Fact]
 
 
 class Grammar:
@@ -378,6 +123,8 @@ class Grammar:
         if not 1.0 <= seconds <= 6.0 or rng.random() >= p:
             return ""
         text = self.pick(rng, "duration", n=_number(int(round(seconds))))
+        if "second" in text and round(seconds) < 2:  # 'for about one seconds'
+            return ""
         short = any(w in text for w in ("moment", "brief", "instant"))
         fits = ("about" in text or (short and seconds <= 2.0) or ("couple" in text and 1.5 <= seconds <= 2.5)
                 or (("few" in text or "while" in text) and seconds >= 2.5))
@@ -386,16 +133,40 @@ class Grammar:
     def _count(self, rng: random.Random, n: int) -> str:
         if n <= 1:
             return ""
-        if n >= 3 and rng.random() < 0.2:
+        if n >= 5 and rng.random() < 0.2:  # 'many times' is no word for three
             return self.pick(rng, "count_many", n=_number(n))
         return self.pick(rng, "count2") if n == 2 else self.pick(rng, "count", n=_number(n))
+
+    def _binned(self, rng: random.Random, bins, x: float, **slots) -> str:
+        key = next(k for top, k in bins if x <= top)
+        return self.pick(rng, key, **slots) if key else ""
+
+    def _post(self, rng: random.Random, key: str, **slots) -> tuple[str, str]:
+        verb = self.pick(rng, key, **slots)
+        return (self.pick(rng, "post_conn"), verb) if verb else ("", "")
 
     # --- facts -> clauses -----------------------------------------------------------------
 
     def _direction(self, rng: random.Random, f: Fact) -> str:
         return self.pick(rng, f.detail, side=f.side) if f.detail in L else ""
 
-    def _locomotion(self, rng: random.Random, f: Fact, path: Fact | None, style: str | None) -> Clause:
+    def _distance(self, rng: random.Random, metres: float) -> str:
+        """', covering about four metres', 'for a few metres' ... (numbers round to whole metres)."""
+        numeric = metres >= 1.5  # 'about one metres': the qualitative lists say it
+        if numeric and rng.random() < 0.4:
+            return self.pick(rng, "distance", n=_round_words(metres))
+        q = self.pick(rng, "dist_n", n=_round_words(metres)) if numeric and rng.random() < 0.5 else ""
+        if not q and (metres <= 9.5 or metres >= 10.5):
+            q = self._binned(rng, _DISTANCE_BINS, metres)
+        return self.pick(rng, "distance_q", q=q) if q else ""
+
+    def _steps(self, rng: random.Random, n: int) -> str:
+        q = self._binned(rng, _STEP_BINS, n) if rng.random() < 0.5 else ""
+        q = q or self.pick(rng, "steps_n", n=_round_words(n))
+        return self.pick(rng, "steps_q", q=q) if q else ""
+
+    def _locomotion(self, rng: random.Random, f: Fact, path: Fact | None, style: str | None,
+                    ctx: _Context | None = None) -> Clause:
         verbs = _options(self.half, f.kind)
         if f.kind == "walk" and style in STYLE_WALK and rng.random() < 0.4:
             verbs = _options(self.half, style, STYLE_WALK) or verbs
@@ -403,39 +174,60 @@ class Grammar:
         if "{where}" in verb:
             verb, where = verb.format(where=where), ""
         parts, extra = [where], ""
-        speed = "slow" if f.kind == "walk" and f.value < 0.8 else "fast_walk" if f.kind == "walk" and f.value > 1.6 \
-            else "fast_run" if f.kind == "run" and f.value > 3.4 else None
-        if speed and rng.random() < 0.7:
+        speed = ("slow" if f.value < 0.8 else "normal_pace" if f.value <= 1.6 else "fast_walk") if f.kind == "walk" \
+            else ("run_pace" if f.value <= 3.4 else "fast_run") if f.kind == "run" else None
+        if speed and rng.random() < (0.45 if speed in ("normal_pace", "run_pace") else 0.7):
             parts.append(self.pick(rng, speed))
-        if path is not None and path.detail in ("curve", "circle") and rng.random() < 0.8:
+        elif rng.random() < 0.12:
+            parts.append(self.pick(rng, "speed_n", n=_speed_words(f.value)) if rng.random() < 0.6 or f.value < 0.6
+                         else self.pick(rng, "kmh", n=_round_words(f.value * 3.6)))
+        if f.swing and rng.random() < 0.25:
+            parts.append(self.pick(rng, "arms_still") if f.swing < SWING_SMALL else
+                         self.pick(rng, "arms_pump" if f.kind != "walk" else "arms_wide") if f.swing >= SWING_BIG else
+                         self.pick(rng, "arms_swing") if f.kind == "walk" else "")
+        if path is not None and path.detail in ("veer", "curve", "circle") and rng.random() < 0.8:
             parts.append(self.pick(rng, path.detail, side=path.side))
             if path.detail == "circle" and rng.random() < 0.5:
                 parts.append(self.pick(rng, f"circle_{path.side}"))
         elif path is not None and path.detail == "straight" and rng.random() < 0.2:
             parts.append(self.pick(rng, "straight"))
-        if rng.random() < 0.1:
+        if path is not None and path.value >= 3.0 and rng.random() < 0.12:
             parts.append(self.pick(rng, "across"))
+        if ctx is not None and ctx.prev is not None and ctx.prev.base.kind == "stand" and rng.random() < 0.2:
+            parts.append(self.pick(rng, "start_rest"))
         if f.detail in ("sideways", "diagonal", "back_diagonal", "backward") and rng.random() < 0.2:
             parts.append(self.pick(rng, "no_turn" if f.detail == "backward" else "facing"))
         if path is not None and (path.value < 2.0 or path.value > 8.0) and rng.random() < 0.3:
             parts.append(self.pick(rng, "short_way" if path.value < 2.0 else "long_way"))
-        if path is not None and path.value >= 1.0 and rng.random() < 0.25:
-            extra = self.pick(rng, "distance", n=_number(int(round(path.value))))
-        elif f.count >= 2 and rng.random() < 0.15:
-            extra = self.pick(rng, "steps", n=_number(f.count))
+        seconds = (f.end - f.start) / (ctx.fps if ctx else 20.0)
+        r = rng.random()
+        if path is not None and path.value >= 0.8 and r < 0.35:
+            extra = self._distance(rng, path.value)
+        elif f.count >= 2 and r < 0.55:
+            extra = self._steps(rng, f.count)
+        elif seconds >= 2.0 and r < 0.7:
+            extra = self.pick(rng, "loco_time", n=_round_words(seconds))
         return Clause(verb, " ".join(p for p in parts if p), extra=extra)
 
-    def _turn(self, rng: random.Random, f: Fact) -> Clause:
+    def _turn(self, rng: random.Random, f: Fact, ctx: _Context | None = None) -> Clause:
         side, size = f.side, f.detail
+        moving = ""
+        if ctx is not None and ctx.seg.base.kind in LOCOMOTION and f.end <= ctx.seg.end - ctx.fps * 0.5 \
+                and rng.random() < 0.3:
+            moving = self.pick(rng, "turn_moving")
+        if rng.random() < 0.15 and f.count == 1:
+            deg = self.pick(rng, "turn_deg", n=_round_words(f.value))
+            if deg:
+                return Clause(self.pick(rng, "turn"), f"{deg} to the {side} {moving}")
         if size == "quarter" and rng.random() < 0.4:
-            return Clause(self.pick(rng, "turn_round"), self.pick(rng, "turn_side", side=side))
+            return Clause(self.pick(rng, "turn_round"), f"{self.pick(rng, 'turn_side', side=side)} {moving}")
         if size == "half" and f.count == 1 and rng.random() < 0.25:
-            return Clause(self.pick(rng, "turn"), f"to the {side} {self.pick(rng, 'face_back')}")
+            return Clause(self.pick(rng, "turn"), f"to the {side} {self.pick(rng, 'face_back')} {moving}")
         if rng.random() < 0.5:
             noun = self.pick(rng, f"{size}_n")
-            return Clause(self.pick(rng, "light"), f"{noun} to the {side} {self._count(rng, f.count)}")
+            return Clause(self.pick(rng, "light"), f"{noun} to the {side} {self._count(rng, f.count)} {moving}")
         verb = self.pick(rng, "spin" if size == "full" else "turn")
-        return Clause(verb, f"{self.pick(rng, size)} to the {side} {self._count(rng, f.count)}")
+        return Clause(verb, f"{self.pick(rng, size)} to the {side} {self._count(rng, f.count)} {moving}")
 
     def _detail(self, rng: random.Random, c: Clause, f: Fact, seg: Segment, fps: float) -> Clause:
         """Sometimes one more fact-grounded detail: a turn on the spot, long strides, a straight leg ..."""
@@ -456,28 +248,77 @@ class Grammar:
         phrase = self.pick(rng, key) if key else ""
         if not phrase:
             return c
-        return Clause(c.verb, c.tail, c.after, phrase) if phrase.startswith(",") or f.kind in LOCOMOTION \
-            else Clause(c.verb, f"{c.tail} {phrase}", c.after, c.extra)
+        return replace(c, extra=phrase) if phrase.startswith(",") or f.kind in LOCOMOTION else c.with_tail(phrase)
 
-    def _event(self, rng: random.Random, f: Fact) -> Clause | None:
+    def _arm_rest(self, rng: random.Random, f: Fact, ctx: _Context | None) -> tuple[str, str]:
+        """A follow-up for a held arm pose: lowered again before the clip ends, or kept up to the end."""
+        if ctx is None or rng.random() >= 0.3:
+            return ("", "")
+        it = "them" if f.side == "both" else "it"
+        if f.end >= ctx.num_frames - 2:
+            verb = self.pick(rng, "keep_up", it=it)
+            end = self.pick(rng, "hold_end")
+            return (self.pick(rng, "post_conn"), f"{verb} {end}") if verb and end else ("", "")
+        other = [g for g in ctx.events if g is not f and g.kind in ("raise", "arm_forward", "arm_side", "wave", "punch")
+                 and g.side in (f.side, "both") and g.start <= f.end + ctx.fps and g.end > f.end]
+        if other or f.end > ctx.num_frames - ctx.fps * 0.3:
+            return ("", "")
+        return self._post(rng, "lower_again", it=it)
+
+    def _event(self, rng: random.Random, f: Fact, ctx: _Context | None = None) -> Clause | None:
         k, side, n = f.kind, f.side, f.count
         if k == "turn":
-            return self._turn(rng, f)
+            return self._turn(rng, f, ctx)
         if k in ("jump", "hop"):
+            if f.detail == "running":
+                verb = self.pick(rng, "running_jump") if rng.random() < 0.4 else ""
+                if verb:
+                    return Clause(verb, self._count(rng, n))
+                return Clause(self.pick(rng, "jump"), f"{self.pick(rng, 'jump_running')} {self._count(rng, n)}")
             where = self._direction(rng, f) if f.detail else ""
             if k == "hop":
                 return Clause(self.pick(rng, "hop", side=side, where=where), self._count(rng, n))
             if n >= 2 and rng.random() < 0.25:
                 return Clause(self.pick(rng, "small_jump_n" if f.value < 0.12 else "jump_n", n=_number(n)), where)
-            high = self.pick(rng, "high") if f.value >= 0.35 and rng.random() < 0.6 else ""
-            return Clause(self.pick(rng, "jump"), f"{high} {where or self.pick(rng, 'in_place')} {self._count(rng, n)}")
+            size = ""
+            if f.value >= 0.35 and rng.random() < 0.6:
+                size = self.pick(rng, "high" if rng.random() < 0.5 else "jump_big")
+            elif f.value < 0.12 and rng.random() < 0.4:
+                size = self.pick(rng, "jump_small")
+            return Clause(self.pick(rng, "jump"), f"{size} {where or self.pick(rng, 'in_place')} {self._count(rng, n)}")
         if k == "get_up":
             return Clause(self.pick(rng, "get_up"))
         if k in ("raise", "arm_forward", "arm_side", "wave"):
             key = {"raise": "raise_over" if f.detail == "overhead" else "raise_up", "arm_forward": "arm_forward",
                    "arm_side": "arms_side" if side == "both" else "arm_side", "wave": "wave"}[k]
             arm = self._part(rng, side, "hand")
-            return Clause(self.pick(rng, key, arm=arm), self._count(rng, n))
+            verbs = _options(self.half, key)
+            if key == "raise_over" and f.value < RAISE_HIGH:  # just above the head: no 'high', 'up to the sky'
+                verbs = [v for v in verbs if not any(w in v for w in _HIGH_WORDS)] or verbs
+            c = Clause(rng.choice(verbs).format(arm=arm) if verbs else "", self._count(rng, n))
+            if k == "raise" and f.detail != "overhead" and rng.random() < 0.4:
+                height = self.pick(rng, "raise_face" if f.value >= RAISE_FACE else "shoulder_level")
+                c = c.with_tail(height[3:] if height.startswith("up ") and c.verb.endswith(" up") else height)
+            if (k == "raise" and f.rate and f.start > 0 and rng.random() < 0.35  # a raise under way at frame 0: no rate
+                    and not c.verb.startswith(("keep", "hold"))):
+                c = c.with_tail(self.pick(rng, "raise_quick") if f.rate >= RAISE_QUICK else
+                                self.pick(rng, "raise_slow") if f.rate <= RAISE_SLOW else "")
+            if k == "raise" and f.reach and rng.random() < 0.3:
+                key = "arm_straight" if f.reach >= ARM_STRAIGHT else "arm_bent" if f.reach < ARM_BENT else ""
+                c = c.with_tail(self.pick(rng, key + ("_both" if side == "both" else "")) if key else "")
+            if k == "wave":
+                half_period = (f.end - f.start) / (ctx.fps if ctx else 20.0) / max(2 * n, 1)
+                how = []
+                if rng.random() < 0.35:
+                    how.append(self.pick(rng, "wave_big") if f.value >= WAVE_BIG else
+                               self.pick(rng, "wave_small") if 0 < f.value < WAVE_SMALL else "")
+                if rng.random() < 0.35:
+                    how.append(self.pick(rng, "wave_fast") if half_period < WAVE_FAST else
+                               self.pick(rng, "wave_slow") if half_period > WAVE_SLOW else "")
+                c = c.with_tail(" ".join(h for h in how if h))
+            elif f.count == 1:
+                c = replace(c, post=self._arm_rest(rng, f, ctx))
+            return c
         if k == "punch":
             fist = self._part(rng, side, "fist") if self.half == "train" else (
                 f"the {side}" if side != "both" else "both limbs")
@@ -487,20 +328,24 @@ class Grammar:
             return Clause(self.pick(rng, "clap"), self._count(rng, n))
         if k == "kick":
             leg = self._part(rng, side, "leg")
-            high = self.pick(rng, "kick_high") if f.value >= 0.9 and rng.random() < 0.5 else ""
+            height = self._binned(rng, _KICK_BINS, f.value) if rng.random() < 0.5 else ""
             verb = self.pick(rng, "kick_side" if f.detail == "sideways" else "kick", leg=leg)
-            return Clause(verb, f"{high} {self._count(rng, n)}")
+            return Clause(verb, f"{height} {self._count(rng, n)}")
         if k in ("bend", "lean_back"):
             deep = f.value >= (60.0 if k == "bend" else 35.0)
             how = self.pick(rng, "deep" if deep else "slight") if (deep or f.value < 45.0 - 25.0 * (k == "lean_back")) \
                 and rng.random() < 0.5 else ""
-            return Clause(self.pick(rng, k), f"{how} {self._count(rng, n)}")
+            c = Clause(self.pick(rng, k), f"{how} {self._count(rng, n)}")
+            if ctx is not None and n == 1 and f.end <= ctx.num_frames - ctx.fps * 0.5 and rng.random() < 0.3:
+                c = replace(c, post=self._post(rng, "straighten"))
+            return c
         return None
 
-    def _base(self, rng: random.Random, f: Fact, seg: Segment, alone: bool, style: str | None) -> Clause | None:
+    def _base(self, rng: random.Random, f: Fact, seg: Segment, alone: bool, style: str | None,
+              ctx: _Context | None = None) -> Clause | None:
         if f.kind in LOCOMOTION:
             path = next((g for g in seg.facts if g.kind == "path"), None)
-            return self._locomotion(rng, f, path, style)
+            return self._locomotion(rng, f, path, style, ctx)
         if f.kind in POSTURES:
             if f.kind == "kneel":
                 both = f.side in ("both", None)
@@ -509,46 +354,93 @@ class Grammar:
             if f.detail == "down" and f.kind in ("crouch", "lie") and " " not in verb and self.half == "train":
                 verb += " down"
             return Clause(verb)
+        if f.kind == "off_ground":  # the held-out half has no words for it: its captions leave it out
+            verb = self.pick(rng, "off_ground")
+            return Clause(verb) if verb else None
         if alone:
-            return Clause(self.pick(rng, "stand"))
+            return Clause(self.pick(rng, "stand"), self._stance(rng, f, 0.4))
         return None
+
+    def _stance(self, rng: random.Random, f: Fact, p: float) -> str:
+        """Sometimes the feet of a standing body: together, apart or wide apart (from `Fact.width`)."""
+        if f.kind != "stand" or not f.width or rng.random() >= p:
+            return ""
+        key = ("feet_wide" if f.width >= FEET_WIDE else "feet_apart" if f.width >= FEET_APART
+               else "feet_together" if f.width < FEET_TOGETHER else "")
+        return self.pick(rng, key) if key else ""
+
+    def _still(self, rng: random.Random, i: int, facts: MotionFacts) -> Clause | None:
+        """A clause for a standing segment with no events: a pause between actions, or (sometimes) the stillness
+        before the first action or after the last ('stands still for about two seconds, then walks ...')."""
+        seg, last = facts.segments[i], len(facts.segments) - 1
+        seconds = (seg.end - seg.start) / facts.fps
+        if 0 < i < last:
+            return Clause(self.pick(rng, "stop"), self._duration(rng, seconds))
+        if last == 0 or seconds < 1.0 or rng.random() >= 0.35:
+            return None
+        if i == 0:
+            return Clause(self.pick(rng, "stand"), self._duration(rng, seconds, p=0.6))
+        end = self.pick(rng, "hold_end") if rng.random() < 0.3 else self._duration(rng, seconds)
+        return Clause(self.pick(rng, "stop"), end)
 
     def clauses(self, facts: MotionFacts, rng: random.Random, style: str | None = None,
                 max_clauses: int = 4) -> list[Clause]:
         """Clauses in time order; `after` says whether a clause follows the previous one or goes with it."""
         out: list[Clause] = []
+        keys: list[tuple | None] = []  # (kind, side) of each clause's event, for 'again'
+        segs: list[int] = []  # each clause's segment
         for i, seg in enumerate(facts.segments):
             events = [f for f in seg.facts[1:] if f.kind != "path"]
-            base = self._base(rng, seg.base, seg, alone=not events and len(facts.segments) == 1, style=style)
-            if base is None and seg.base.kind == "stand" and 0 < i < len(facts.segments) - 1 and not events:
-                base = Clause(self.pick(rng, "stop"), self._duration(rng, (seg.end - seg.start) / facts.fps))
+            ctx = _Context(facts.fps, facts.num_frames, seg, facts.segments[i - 1] if i else None, events)
+            base = self._base(rng, seg.base, seg, alone=not events and len(facts.segments) == 1, style=style, ctx=ctx)
+            if base is None and seg.base.kind == "stand" and not events:
+                base = self._still(rng, i, facts)
             moving = seg.base.kind in LOCOMOTION
             if base is not None:
                 out.append(self._detail(rng, base, seg.base, seg, facts.fps))
+                keys.append(None)
+                segs.append(i)
             last_end = seg.start
+            stance = self._stance(rng, seg.base, 0.25) if base is None else ""
             for f in events:
-                c = self._event(rng, f)
+                c = self._event(rng, f, ctx)
                 if c is None:
                     continue
+                if stance and f.kind in ("raise", "wave", "clap", "arm_forward", "arm_side", "punch", "bend"):
+                    c, stance = c.with_tail(stance), ""
                 c = self._detail(rng, c, f, seg, facts.fps)
-                if f.kind in ("raise", "arm_forward", "arm_side") and f.count == 1:
-                    c = Clause(c.verb, c.tail, extra=self._duration(rng, (f.end - f.start) / facts.fps))
-                if facts.num_frames >= 2 * facts.fps and rng.random() < 0.12:  # when in the clip it happens
+                if f.kind in ("raise", "arm_forward", "arm_side") and f.count == 1 and not c.post[1]:
+                    c = replace(c, extra=self._duration(rng, (f.end - f.start) / facts.fps))
+                r = rng.random()
+                if facts.num_frames >= 2 * facts.fps and r < 0.12:  # when in the clip it happens
                     mid = (f.start + f.end) / 2 / facts.num_frames
-                    when = self.pick(rng, "when_start" if mid < 0.25 else "when_end" if mid > 0.75 else "when_mid")
-                    c = Clause(c.verb, f"{c.tail} {when}", c.after, c.extra)
+                    c = c.with_tail(self.pick(rng, "when_start" if mid < 0.25 else "when_end" if mid > 0.75
+                                              else "when_mid"))
+                elif f.start >= 2 * facts.fps and r < 0.2 and not c.post[1]:
+                    c = c.with_tail(self.pick(rng, "after_n", n=_round_words(f.start / facts.fps)))
                 concurrent = (moving and f.kind not in ("turn",)) or f.start < last_end
-                out.append(Clause(c.verb, c.tail, not concurrent or not out, c.extra))
+                out.append(replace(c, after=not concurrent or not out))
+                keys.append((f.kind, f.side) if f.kind in _ACTION_KINDS else None)
+                segs.append(i)
                 last_end = max(last_end, f.end)
         if len(out) > max_clauses:  # keep the first, then a sorted sample: order stays, nothing invented
-            keep = sorted(rng.sample(range(1, len(out)), max_clauses - 1))
-            out = [out[0]] + [out[i] for i in keep]
+            keep = [0] + sorted(rng.sample(range(1, len(out)), max_clauses - 1))
+            out, keys, segs = [out[i] for i in keep], [keys[i] for i in keep], [segs[i] for i in keep]
+        for i in range(1, len(out)):  # 'with' only joins clauses of one segment (a sample may drop the one between)
+            if not out[i].after and segs[i] != segs[i - 1]:
+                out[i] = replace(out[i], after=True)
+        seen: set[tuple] = set()
+        for i, key in enumerate(keys):  # a repeat of an action said before: 'jumps, turns, then jumps again'
+            if key is not None and key in seen and rng.random() < 0.6:
+                out[i] = out[i].with_tail(self.pick(rng, "again"))
+            if key is not None:
+                seen.add(key)
         if style and out:
             manner = self.pick(rng, style, STYLES) if style in STYLES else ""
             tail = out[0].tail
             if re.search(r"\w+ly$", tail) and re.fullmatch(r"\w+ly", manner):  # 'slowly and sadly'
                 manner = "and " + manner
-            out[0] = Clause(out[0].verb, f"{tail} {manner}".strip(), out[0].after, out[0].extra)
+            out[0] = replace(out[0], tail=f"{tail} {manner}".strip())
         return out
 
     # --- clauses -> sentence --------------------------------------------------------------------
@@ -575,8 +467,12 @@ class Grammar:
         values = {"S": subject, "B": self._join(rng, clauses, "s"), "Bing": self._join(rng, clauses, "ing"),
                   "Bpast": self._join(rng, clauses, "past"), "C1": clauses[0].render("s"),
                   "C1ing": clauses[0].render("ing")}
+        if "{Bbase}" in frame:
+            values["Bbase"] = self._join(rng, clauses, "base")
+        if "{Clip}" in frame or "{Shows}" in frame:
+            values.update(Clip=self.pick(rng, "clip_noun"), Shows=self.pick(rng, "shows"))
         if rest:
-            first = [Clause(rest[0].verb, rest[0].tail, True, rest[0].extra)]
+            first = [replace(rest[0], after=True)]
             values.update(R=self._join(rng, first + rest[1:], "s"), Ring=self._join(rng, first + rest[1:], "ing"))
         text = frame.format(**values)
         return re.sub(r"\s+", " ", re.sub(r"\s+,", ",", text)).strip(" ,")
@@ -595,7 +491,7 @@ class Grammar:
             for key, pair in table.items():
                 for entry in pair[i].split("|"):
                     for side in ("left", "right"):
-                        text = re.sub(r"\{(arm|fist|leg|ing|where|[A-Z][a-zA-Z0-9]*)\}", " ", entry)
+                        text = re.sub(r"\{(arm|fist|leg|ing|where|q|it|[A-Z][a-zA-Z0-9]*)\}", " ", entry)
                         text = text.replace("{side}", side).replace("{n}", "three").strip()
                         forms = ("base", "s", "ing", "past") if key in _VERBS or table is STYLE_WALK else ("base",)
                         out.update(w for form in forms for w in words(_inflect(text, form) if text else ""))
@@ -636,30 +532,7 @@ def caption_from_facts(facts: MotionFacts, rng, half: str = "train", style: str 
     return Grammar(half).caption(facts, rng, style)
 
 
-# --- source captions, mirrored clips ----------------------------------------------------------------
-
-_SIDE = re.compile(r"\b(counter-?clockwise|anti-?clockwise|clockwise|left|right)"
-                   r"(?=(wards?|-hand(ed)?|-footed|hand(ed)?|most)?\b)", re.IGNORECASE)
-_NOT_SIDE = re.compile(r"\b(right (away|now|there|here|angles?)|all right|right-angled?)\b", re.IGNORECASE)
-
-
-def swap_sides(text: str) -> str:
-    """Swap every side word (left/right, leftward(s), left-handed ..., clockwise/counterclockwise/anticlockwise),
-    keeping case; 'right away', 'all right', 'right angle' are not sides and stay."""
-    keep = {m.start() for m in _NOT_SIDE.finditer(text)} | {m.start() + 4 for m in _NOT_SIDE.finditer(text)
-                                                            if m.group(0).lower().startswith("all ")}
-
-    def repl(m: re.Match) -> str:
-        word = m.group(1)
-        if m.start() in keep:
-            return word
-        low = word.lower()
-        new = {"left": "right", "right": "left", "clockwise": "counterclockwise"}.get(low, "clockwise")
-        if low in ("counter-clockwise", "anti-clockwise"):
-            new = "clockwise"
-        return new.capitalize() if word[0].isupper() else new
-
-    return _SIDE.sub(repl, text)
+# --- source captions ----------------------------------------------------------------------------------
 
 
 def _sanitize_map() -> dict[str, str]:
@@ -717,7 +590,7 @@ def captions_for_clip(facts: MotionFacts, source_captions, rng, n: int = 10, hal
     for attempt in range(6 * n):
         if len(out) >= n:
             break
-        st = style if style and rng.random() < 0.6 else None
+        st = style if style and rng.random() < 0.7 else None
         sub = facts
         if len(facts.segments) > 1 and rng.random() < 0.25:  # the longest part alone
             seg = max(facts.segments, key=lambda s: s.end - s.start)

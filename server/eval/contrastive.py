@@ -4,9 +4,13 @@
 clip once, caption embeddings), `fit_normalization` (statistics from the training split),
 `make_optimization`, then per epoch `train_epoch` (each `train_step`: random crops with one random
 caption per clip, a symmetric InfoNCE loss whose negatives exclude every motion that the query
-caption also describes, since captions repeat: "walk") and `evaluate` (validation R-precision on
-held-out subjects, distinct-caption batches, `metrics.py`); `save` keeps the best epoch's weights.
-Deterministic for a given seed on a given device.
+caption also describes, since captions repeat: "walk"; with hard negatives (the reward model's
+default, `hard_negatives.py`) each caption also meets one valid hard negative of its own motion:
+mirror, reversal, x0.5 or x2 speed, another style of the same action) and `evaluate` (validation
+R-precision on held-out subjects, distinct-caption batches, `metrics.py`); `save` keeps the best
+epoch's weights. Only train-half wording is trained on: captions with a word of the held-out half
+of `server/data/paraphrase.py` are left out (`wording="train"`). Deterministic for a given seed on
+a given device.
 """
 from __future__ import annotations
 
@@ -21,14 +25,18 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
+from server.data.corpus import Corpus
+from server.data.paraphrase import heldout_vocabulary, words
+from server.eval import hard_negatives as hn
 from server.eval import metrics
 from server.eval import motion_repr
-from server.data.corpus import Corpus
 from server.eval.evaluator import EVALUATOR_CONFIG, REWARD_CONFIG, TextMotionConfig, TextMotionModel
 from server.model.text_embeddings import sentence_embeddings
 from server.model.text_encoder import TextCache
 
 DEFAULT_SEEDS = {"evaluator": 1234, "reward": 271828}
+DEFAULT_NEGATIVES = {"evaluator": (), "reward": hn.NEGATIVE_TYPES}
+WORDINGS = ("train", "all")
 
 
 @dataclass
@@ -45,9 +53,18 @@ class TrainConfig:
     max_steps: int | None = None  # stop early (smoke tests)
     val_repeats: int = 5  # R-precision batchings averaged per validation
     model: dict = field(default_factory=dict)  # overrides of the kind's TextMotionConfig
+    hard_negatives: list[str] | None = None  # types of hn.NEGATIVE_TYPES; None: DEFAULT_NEGATIVES[kind]
+    wording: str = "train"  # "train": leave out captions with a held-out-half word; "all": keep every caption
 
     def resolved_seed(self) -> int:
         return DEFAULT_SEEDS[self.kind] if self.seed is None else self.seed
+
+    def negative_types(self) -> tuple[str, ...]:
+        types = DEFAULT_NEGATIVES[self.kind] if self.hard_negatives is None else tuple(self.hard_negatives)
+        unknown = set(types) - set(hn.NEGATIVE_TYPES)
+        if unknown:
+            raise ValueError(f"unknown hard negatives {sorted(unknown)}; expected some of {hn.NEGATIVE_TYPES}")
+        return types
 
     def model_config(self) -> TextMotionConfig:
         base = {"evaluator": EVALUATOR_CONFIG, "reward": REWARD_CONFIG}[self.kind]
@@ -73,16 +90,27 @@ def corpus_positions(corpus: Corpus, indices: list[int], chunk: int = 65536) -> 
 
 
 class SplitData:
-    """One split's clips: positions, caption text indices (into `texts`) and normalised caption ids."""
+    """One split's clips: positions, caption text indices (into `texts`: captions not in it are left out) and
+    normalised caption ids; `negatives` (a hn.NegativeTable) once `attach_negatives` ran."""
 
     def __init__(self, corpus: Corpus, split: str, texts: dict[str, int], norm_ids: dict[str, int]):
-        self.indices = [i for i in corpus.indices(split) if corpus.clips[i].captions
+        self.indices = [i for i in corpus.indices(split) if any(c.text in texts for c in corpus.clips[i].captions)
                         and corpus.clips[i].frames >= motion_repr.MIN_FRAMES + 1]
         self.positions = corpus_positions(corpus, self.indices)
-        self.captions = [[texts[c.text] for c in corpus.clips[i].captions] for i in self.indices]
-        self.caption_sets = [{norm_ids[metrics.normalize_caption(c.text)] for c in corpus.clips[i].captions}
-                             for i in self.indices]
-        self.groups = metrics.caption_groups([[c.text for c in corpus.clips[i].captions] for i in self.indices])
+        kept = [[c.text for c in corpus.clips[i].captions if c.text in texts] for i in self.indices]
+        self.captions = [[texts[t] for t in caps] for caps in kept]
+        self.caption_sets = [{norm_ids[metrics.normalize_caption(t)] for t in caps} for caps in kept]
+        self.groups = metrics.caption_groups(kept)
+        self.labels = [hn.bandai_label(corpus.clips[i]) for i in self.indices]
+        self.negatives: hn.NegativeTable | None = None
+
+    def attach_negatives(self, texts: list[str], progress: bool = False) -> None:
+        """Kinematic facts of every clip and of its reversed, slowed and sped-up copies (about 50 ms a clip)."""
+        from tqdm import tqdm
+
+        facts = [hn.clip_facts(p) for p in tqdm(self.positions, desc="hard negatives: facts", disable=not progress,
+                                                 leave=False, dynamic_ncols=True)]
+        self.negatives = hn.NegativeTable(facts, self.labels, texts)
 
     def __len__(self) -> int:
         return len(self.indices)
@@ -105,13 +133,24 @@ def positives_matrix(text_norm_ids: np.ndarray, caption_sets: list[set[int]]) ->
 
 
 def contrastive_loss(text_z: torch.Tensor, motion_z: torch.Tensor, positives: torch.Tensor,
-                     logit_scale: torch.Tensor) -> torch.Tensor:
-    """Symmetric InfoNCE over unit vectors; off-diagonal positives are removed from the negatives."""
+                     logit_scale: torch.Tensor, hard_z: torch.Tensor | None = None,
+                     hard_owner: torch.Tensor | None = None) -> torch.Tensor:
+    """Symmetric InfoNCE over unit vectors; off-diagonal positives are removed from the negatives.
+
+    `hard_z` (M, E) with `hard_owner` (M,) in [0, B): hard negatives, each an extra negative of its owner's
+    text only (text -> motion direction; a mirrored "turn left" may well match another text of the batch)."""
     logits = logit_scale * text_z @ motion_z.T
     eye = torch.eye(len(logits), dtype=torch.bool, device=logits.device)
     logits = logits.masked_fill(positives & ~eye, float("-inf"))
     target = torch.arange(len(logits), device=logits.device)
-    return 0.5 * (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target))
+    rows = logits
+    if hard_z is not None and len(hard_z):
+        b, m = len(logits), len(hard_z)
+        hard = logit_scale * text_z @ hard_z.T  # (B, M)
+        own = torch.zeros(b, m, dtype=torch.bool, device=logits.device)
+        own[hard_owner, torch.arange(m, device=logits.device)] = True
+        rows = torch.cat([logits, hard.masked_fill(~own, float("-inf"))], dim=1)
+    return 0.5 * (F.cross_entropy(rows, target) + F.cross_entropy(logits.T, target))
 
 
 @torch.no_grad()
@@ -175,6 +214,11 @@ def collect_texts(corpus: Corpus) -> list[str]:
     return sorted({c.text for clip in corpus.clips for c in clip.captions})
 
 
+def uses_heldout_wording(text: str) -> bool:
+    """True when a caption uses a word of the held-out half of the paraphrase grammar (never trained on)."""
+    return not heldout_vocabulary().isdisjoint(words(text))
+
+
 def _setup(seed: int, device: str | None) -> tuple[np.random.Generator, str]:
     """Seed torch, make the crop/caption RNG, pick the device (deterministic cuDNN); returns (rng, device)."""
     torch.manual_seed(seed)
@@ -200,10 +244,17 @@ class TrainingData:
 
 
 def load_data(corpus_path: str | Path, cfg: TrainConfig, text_cache: TextCache | None, encoder, device: str,
-              log: Callable[[str], None]) -> TrainingData:
+              log: Callable[[str], None], progress: bool = False) -> TrainingData:
     """The corpus's captions (embedded once) and its train and val clips as FK joint positions."""
     corpus = Corpus(corpus_path)
     texts = collect_texts(corpus)
+    if cfg.wording not in WORDINGS:
+        raise ValueError(f"wording must be one of {WORDINGS}, got {cfg.wording!r}")
+    if cfg.wording == "train":
+        held = [t for t in texts if uses_heldout_wording(t)]
+        if held:
+            log(f"left out {len(held)} of {len(texts)} captions with held-out-half words (e.g. {held[0]!r})")
+            texts = [t for t in texts if not uses_heldout_wording(t)]
     text_index = {t: i for i, t in enumerate(texts)}
     norm_index: dict[str, int] = {}
     for t in texts:
@@ -218,6 +269,10 @@ def load_data(corpus_path: str | Path, cfg: TrainConfig, text_cache: TextCache |
     if len(val_data) == 0:
         log("warning: the corpus has no validation clips; validating on the training split")
         val_data = train_data
+    if cfg.negative_types():
+        t0 = time.time()
+        train_data.attach_negatives(texts, progress)
+        log(f"hard negatives {list(cfg.negative_types())}: facts of {len(train_data)} clips in {time.time() - t0:.0f} s")
     return TrainingData(corpus=corpus, texts=texts, text_norm=text_norm, sent=sent, train=train_data, val=val_data,
                         device=device)
 
@@ -269,9 +324,39 @@ def make_optimization(model: TextMotionModel, cfg: TrainConfig, num_train: int) 
                         total_steps=total_steps)
 
 
+def hard_negative_crops(data: SplitData, idx: np.ndarray, pick: list[int], crops: list[np.ndarray],
+                        types: tuple[str, ...], max_frames: int, min_crop: float, rng: np.random.Generator
+                        ) -> tuple[list[np.ndarray], list[int]]:
+    """One hard negative per clip of the batch where its caption allows one (type drawn uniformly among the valid
+    ones): the clip's crop transformed, or a crop of another style of its action. Returns (crops, batch positions)."""
+    table = data.negatives
+    out, owners = [], []
+    for k, (i, text) in enumerate(zip(idx, pick)):
+        options = [o for o in table.options(int(i), int(text)) if o in types]
+        if not options:
+            continue
+        kind = options[int(rng.integers(len(options)))]
+        if kind == "style":
+            partners = table.style_partners(int(i), int(text))
+            j = partners[int(rng.integers(len(partners)))]
+            a, b = _crop(len(data.positions[j]), max_frames, min_crop, rng)
+            neg = data.positions[j][a:b]
+        else:
+            neg = hn.transform_positions(crops[k], kind)
+            if len(neg) > max_frames:
+                start = int(rng.integers(0, len(neg) - max_frames + 1))
+                neg = neg[start: start + max_frames]
+            if len(neg) < motion_repr.MIN_FRAMES + 1:
+                continue
+        out.append(neg)
+        owners.append(k)
+    return out, owners
+
+
 def train_step(model: TextMotionModel, data: TrainingData, idx: np.ndarray, cfg: TrainConfig,
                rng: np.random.Generator, optim: Optimization) -> float:
-    """One batch of clips `idx`: random crops, one random caption each, InfoNCE, a clipped AdamW step."""
+    """One batch of clips `idx`: random crops, one random caption each, hard negatives where configured,
+    InfoNCE, a clipped AdamW step."""
     device, train_data, mcfg = data.device, data.train, model.cfg
     crops, pick = [], []
     for i in idx:
@@ -279,7 +364,11 @@ def train_step(model: TextMotionModel, data: TrainingData, idx: np.ndarray, cfg:
         crops.append(train_data.positions[i][a:b])
         caps = train_data.captions[i]
         pick.append(caps[int(rng.integers(len(caps)))])
-    pos, lengths = motion_repr.pad_positions(crops)
+    negs, owners = [], []
+    if cfg.negative_types():
+        negs, owners = hard_negative_crops(train_data, idx, pick, crops, cfg.negative_types(), mcfg.max_frames,
+                                           cfg.min_crop, rng)
+    pos, lengths = motion_repr.pad_positions(crops + negs)
     feats, flen = motion_repr.features_from_positions(pos.to(device), lengths.to(device))
     positives = positives_matrix(data.text_norm[pick], [train_data.caption_sets[i] for i in idx])
     positives |= train_data.groups[idx][:, None] == train_data.groups[idx][None, :]
@@ -287,9 +376,11 @@ def train_step(model: TextMotionModel, data: TrainingData, idx: np.ndarray, cfg:
     text_in = data.sent[torch.as_tensor(pick, device=device)]
     if mcfg.negative_filter is not None:
         positives = positives | (text_in @ text_in.T > mcfg.negative_filter)
-    motion_z = model.encode_features(feats, flen)
+    all_z = model.encode_features(feats, flen)
+    motion_z, hard_z = all_z[: len(crops)], all_z[len(crops):]
     text_z = model.encode_text_embeddings(text_in)
-    loss = contrastive_loss(text_z, motion_z, positives, model.log_inv_temperature.exp().clamp(max=100.0))
+    loss = contrastive_loss(text_z, motion_z, positives, model.log_inv_temperature.exp().clamp(max=100.0),
+                            hard_z, torch.as_tensor(owners, dtype=torch.long, device=device))
     optim.opt.zero_grad(set_to_none=True)
     loss.backward()
     torch.nn.utils.clip_grad_norm_(optim.params, cfg.grad_clip)
@@ -346,7 +437,7 @@ def train(corpus_path: str | Path, out_dir: str | Path, cfg: TrainConfig, text_c
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
-    data = load_data(corpus_path, cfg, text_cache, encoder, device, log)
+    data = load_data(corpus_path, cfg, text_cache, encoder, device, log, progress)
     mcfg = cfg.model_config()
     model = TextMotionModel(mcfg).to(device)
     fit_normalization(model, data.train.positions, device)

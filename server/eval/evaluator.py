@@ -6,7 +6,8 @@ Two architectures, both mapping into one L2-normalised space of `embed_dim`:
 - "transformer" (the reward model, after TMR): a transformer encoder over frame pairs
   with a learned summary token; text: a residual MLP on frozen sentence embeddings.
 
-Motions enter in the wire format and go through `motion_repr` (FK joint positions,
+Both train contrastively (`contrastive.py`) on train-half wording only; the reward model also
+with hard negatives (`hard_negatives.py`). Motions enter in the wire format and go through `motion_repr` (FK joint positions,
 heading-normalised), then a per-dimension normalisation whose statistics are saved with the
 model. A checkpoint is a folder with `model.safetensors` (weights + normalisation) and
 `config.json` (`TextMotionConfig` plus training metadata). Never pickle.

@@ -8,6 +8,7 @@ sample; nothing here knows about models. Distances are Euclidean, as in Guo et a
   "mismatches" never share the query's caption (our captions repeat: "walk");
   `caption_groups` gives the ids when clips carry several captions (paraphrases).
 - `matching_score` (MM-Dist), `frechet_distance` / `fid`, `diversity`, `multimodality`.
+- `auc`: area under the ROC curve (Mann-Whitney), for the reward model's hard-negative report.
 - `mean_and_interval`: mean and 95% interval half-width over repeats (1.96 std / sqrt(n)).
 """
 from __future__ import annotations
@@ -63,14 +64,19 @@ def euclidean_distance_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.sqrt(np.maximum(d2, 0.0))
 
 
-def r_precision(text_emb: np.ndarray, motion_emb: np.ndarray, top_k: int = 3) -> np.ndarray:
+def r_precision(text_emb: np.ndarray, motion_emb: np.ndarray, top_k: int = 3,
+                exclude: np.ndarray | None = None) -> np.ndarray:
     """One batch: text i's match is motion i. Returns (top_k,) fraction of texts whose match ranks <= k.
 
     Ties count against the match (a constant embedding scores chance or below, never 1).
+    `exclude` (B, B) bool: motions j left out of text i's ranking (equally right answers); the diagonal is ignored.
     """
     dist = euclidean_distance_matrix(text_emb, motion_emb)
     own = np.diag(dist)[:, None]
-    rank = (dist < own).sum(1) + (dist == own).sum(1) - 1  # other motions at least as close
+    closer = (dist < own) | (dist == own)
+    if exclude is not None:
+        closer &= ~(np.asarray(exclude, dtype=bool) & ~np.eye(len(dist), dtype=bool))
+    rank = closer.sum(1) - 1  # other motions at least as close
     return np.array([(rank < k).mean() for k in range(1, top_k + 1)])
 
 
@@ -156,6 +162,18 @@ def multimodality(emb: np.ndarray, rng: np.random.Generator, n_pairs: int = 10) 
     second = np.stack([rng.choice(n, n_pairs, replace=replace) for _ in range(len(emb))])
     rows = np.arange(len(emb))[:, None]
     return float(np.linalg.norm(emb[rows, first] - emb[rows, second], axis=-1).mean())
+
+
+def auc(positive, negative) -> float:
+    """Area under the ROC curve of scores: P(a positive scores above a negative), ties half (Mann-Whitney U)."""
+    pos = np.asarray(positive, dtype=np.float64).ravel()
+    neg = np.asarray(negative, dtype=np.float64).ravel()
+    if pos.size == 0 or neg.size == 0:
+        return float("nan")
+    from scipy.stats import rankdata
+
+    ranks = rankdata(np.concatenate([pos, neg]))
+    return float((ranks[: pos.size].sum() - pos.size * (pos.size + 1) / 2) / (pos.size * neg.size))
 
 
 def mean_and_interval(values) -> tuple[float, float]:

@@ -4,7 +4,9 @@ Uses matplotlib's Agg canvas directly (never pyplot), so importing this module d
 change anyone's backend. Our Y-up world is shown with matplotlib's Z as up: a point
 (x, y, z) is drawn at (x, -z, y), a proper rotation, so left and right are not mirrored.
 Left limbs are blue, right limbs red, the spine black; the pelvis leaves a trail on the
-floor grid; every view is a 1:1:1 perspective box that follows the pelvis.
+floor grid; every view is a 1:1:1 perspective box that follows the pelvis. The floor is the
+real one, y = 0 (not the clip's lowest point), so a body sinking into it shows: joints more
+than `BELOW_FLOOR_MARK` below it are marked in `WARNING_COLOUR`.
 """
 from __future__ import annotations
 
@@ -20,6 +22,9 @@ from shared.motion import Motion
 from shared.skeleton import JOINT_NAMES, NUM_JOINTS, PARENTS
 
 LEFT_COLOUR, RIGHT_COLOUR, CENTRE_COLOUR = "#1f5fd6", "#d62728", "black"
+WARNING_COLOUR = "#ff8c00"  # joints below the floor
+BELOW_FLOOR_MARK = 0.01  # metres below y = 0 before a joint is marked
+FLOOR = 0.0  # the world's floor height (DESIGN.md section 3: Y-up, feet on y = 0)
 GRID_SPACING = 0.5  # metres
 ELEVATION, AZIMUTH = 15.0, -60.0  # default camera: front-right of a figure facing +Z
 
@@ -42,8 +47,9 @@ class _StickView:
         world = motion.positions()  # (T, 22, 3)
         self.fps = motion.fps
         self.points = _to_plot(world)  # (T, 22, 3) plot coordinates
-        self.floor = float(world[..., 1].min())
-        height = float(world[..., 1].max()) - self.floor
+        self.floor = FLOOR
+        self.bottom = min(FLOOR, float(world[..., 1].min()))  # the view reaches down to sunken joints
+        height = float(world[..., 1].max()) - self.bottom
         self.radius = max(1.0, 0.55 * height + 0.1)  # half of the cube's side
         n_grid = int(np.ceil(2 * self.radius / GRID_SPACING)) + 2
 
@@ -58,6 +64,7 @@ class _StickView:
         self.trail = line(color="0.45", lw=1.4)
         self.bones = [line(color=_bone_colour(j), lw=2.2, solid_capstyle="round") for j in range(1, NUM_JOINTS)]
         self.head = line(color=CENTRE_COLOUR, marker="o", ms=5, lw=0)
+        self.below = line(color=WARNING_COLOUR, marker="o", ms=6, lw=0, zorder=10)
 
     def show(self, frame: int) -> None:
         p = self.points[frame]  # (22, 3)
@@ -65,7 +72,7 @@ class _StickView:
         r, floor = self.radius, self.floor
         self.ax.set_xlim(cx - r, cx + r)
         self.ax.set_ylim(cy - r, cy + r)
-        self.ax.set_zlim(floor - 0.2, floor - 0.2 + 2 * r)
+        self.ax.set_zlim(self.bottom - 0.2, self.bottom - 0.2 + 2 * r)
         for lines, centre, along in ((self.grid_x, cx, (cy - r, cy + r)), (self.grid_y, cy, (cx - r, cx + r))):
             first = np.ceil((centre - r) / GRID_SPACING) * GRID_SPACING
             for k, ln in enumerate(lines):
@@ -82,6 +89,8 @@ class _StickView:
             seg = p[[PARENTS[j], j]]
             bone.set_data_3d(seg[:, 0], seg[:, 1], seg[:, 2])
         self.head.set_data_3d(p[15:16, 0], p[15:16, 1], p[15:16, 2])
+        sunk = p[p[:, 2] < FLOOR - BELOW_FLOOR_MARK]
+        self.below.set_data_3d(sunk[:, 0], sunk[:, 1], sunk[:, 2])
 
 
 def render_strip(motions: Motion | Sequence[Motion], path_png, frames: int = 8,

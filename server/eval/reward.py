@@ -3,7 +3,11 @@
 A second text-motion model, trained separately from the evaluator (another seed, the
 TMR-like transformer architecture instead of Guo et al.'s conv+GRU, a fixed temperature
 and TMR's filtering of near-duplicate texts out of the negatives), so fine-tuning
-against it cannot simply game the metrics.
+against it cannot simply game the metrics. Version 2 also trains with hard negatives
+(`hard_negatives.py`: the left/right mirror, time reversal, x0.5 and x2 speed, another
+style of the same action, wherever they change what the caption says), so that it can
+rank a motion that nearly follows its caption below one that does;
+`python server/evaluate.py --reward-auc` reports how well.
 
     rm = RewardModel.load()                       # server/checkpoints/reward
     r = rm.reward(motions, texts)                 # (N,) in [0, 1]: cos(motion, text) / 2 + 0.5

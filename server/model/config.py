@@ -81,6 +81,21 @@ class ModelConfig:
         return self.max_frames / self.fps
 
 
+# ModelConfig fields that shape the weights or what they mean (a warm start must keep them; text_tokens may change,
+# the cross-attention has no per-token weights, but not between 0 and > 0)
+SHAPE_FIELDS = ("family", "redundant_features", "fps", "text_encoder", "text_dim", "d_model", "heads", "ff", "layers",
+                "patch_frames", "latent_tokens", "latent_dim", "vae_d_model", "vae_heads", "vae_ff", "vae_layers",
+                "train_timesteps", "beta_schedule")
+
+
+def shape_differences(a: ModelConfig, b: ModelConfig) -> list[str]:
+    """`field: a != b` for each of SHAPE_FIELDS where the two configs differ (and text_tokens 0 against > 0)."""
+    diff = [f"{k}: {getattr(a, k)!r} != {getattr(b, k)!r}" for k in SHAPE_FIELDS if getattr(a, k) != getattr(b, k)]
+    if (a.text_tokens > 0) != (b.text_tokens > 0):
+        diff.append(f"text_tokens: {a.text_tokens} != {b.text_tokens} (token cross-attention on/off)")
+    return diff
+
+
 @dataclass
 class DataConfig:
     corpus: str = "data/corpus"  # relative paths are taken from the repository root
@@ -108,6 +123,12 @@ class TrainConfig:
     ema_decay: float = 0.999
     kl_weight: float = 1e-4  # MLD VAE
     vel_weight: float = 1.0  # loss on feature differences between frames (smoothness of x0)
+    foot_weight: float = 0.0  # foot-contact loss (server/model/contact_loss.py) on the MLD VAE's reconstructions / MDM's x0
+    latent_foot_weight: float = 0.0  # MLD denoiser: the same loss on its x0 decoded by the frozen VAE decoder
+    foot_target: str = "still"  # foot-contact loss: "still" (feet in contact do not move, MDM's) | "real" (move as real)
+    init_from: str = ""  # warm start: a checkpoint folder, or a name in server/checkpoints ("default" = the bundled
+    # default); its weights, feature statistics and latent scale; the model config must match its shape fields
+    stages: str = ""  # comma-separated stages to run ("denoiser" = keep the init's VAE); "" = the family's all
     eval_every: int = 1000
     eval_batches: int = 8
     save_every: int = 5000
@@ -141,7 +162,8 @@ def preset(name: str) -> RunConfig:
                                 latent_tokens=2, latent_dim=64, vae_d_model=192, vae_heads=4, vae_ff=768,
                                 vae_layers=3, patch_frames=4)
         cfg.train = TrainConfig(name="mld", batch_size=256, lr=3e-4, vae_lr=3e-4, vae_steps=4500, steps=4500,
-                                eval_every=1500, save_every=0, log_every=250, save_dtype="float16")
+                                eval_every=1500, save_every=0, log_every=250, save_dtype="float16",
+                                foot_weight=4.0)  # docs/training.md "Foot-contact loss": 1 and 4 tried, 4 slid least
     elif name == "mdm":
         cfg.model = ModelConfig(family="mdm", beta_schedule="squaredcos_cap_v2", default_guidance=2.5, default_steps=20,
                                 d_model=256, heads=4, ff=1024, layers=6, dropout=0.1)

@@ -110,21 +110,33 @@ def kl_divergence(mean: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
     return 0.5 * (mean.float().pow(2) + logvar.float().exp() - 1.0 - logvar.float()).mean()
 
 
-def vae_loss(recon, x, frame_mask, mean, logvar, kl_weight: float, vel_weight: float) -> tuple[torch.Tensor, dict]:
+def vae_loss(recon, x, frame_mask, mean, logvar, kl_weight: float, vel_weight: float,
+             foot_loss: Callable | None = None, foot_weight: float = 0.0) -> tuple[torch.Tensor, dict]:
+    """Reconstruction + velocity + KL; with `foot_weight` > 0 also `foot_loss(recon, x, frame_mask)` (the
+    foot-contact loss, server/model/contact_loss.py: feet still where the target's contact labels say)."""
     rec = masked_mse(recon, x, frame_mask)
     vel = masked_velocity_mse(recon, x, frame_mask)
     kl = kl_divergence(mean, logvar)
-    return rec + vel_weight * vel + kl_weight * kl, {"rec": rec.detach(), "vel": vel.detach(), "kl": kl.detach()}
+    loss = rec + vel_weight * vel + kl_weight * kl
+    parts = {"rec": rec.detach(), "vel": vel.detach(), "kl": kl.detach()}
+    if foot_loss is not None and foot_weight > 0:
+        foot = foot_loss(recon, x, frame_mask)
+        parts["foot"] = foot.detach()
+        loss = loss + foot_weight * foot
+    return loss, parts
 
 
 def denoiser_loss(denoise: Callable, x0: torch.Tensor, frame_mask: torch.Tensor | None, scheduler,
                   generator: torch.Generator | None, cond_drop: float, vel_weight: float,
                   timesteps: torch.Tensor | None = None, noise: torch.Tensor | None = None,
-                  drop: torch.Tensor | None = None) -> tuple[torch.Tensor, dict]:
+                  drop: torch.Tensor | None = None, foot_loss: Callable | None = None,
+                  foot_weight: float = 0.0) -> tuple[torch.Tensor, dict]:
     """x0-prediction loss. `denoise(x_t, t, drop)` is the network with its text bound.
 
     For frame features pass `frame_mask` (padded frames are out of the loss; their inputs are
     masked out of attention, so they do not reach the real frames either). For latents pass None.
+    With `foot_weight` > 0, `foot_loss(pred_x0)` (the foot-contact loss of the prediction, e.g. decoded
+    by the frozen VAE decoder, with the target's contacts bound) is added with that weight.
     """
     B = x0.shape[0]
     dev = x0.device
@@ -144,6 +156,10 @@ def denoiser_loss(denoise: Callable, x0: torch.Tensor, frame_mask: torch.Tensor 
         vel = masked_velocity_mse(pred, x0, frame_mask)
         parts["vel"] = vel.detach()
         loss = loss + vel_weight * vel
+    if foot_loss is not None and foot_weight > 0:
+        foot = foot_loss(pred)
+        parts["foot"] = foot.detach()
+        loss = loss + foot_weight * foot
     return loss, parts
 
 
@@ -176,11 +192,15 @@ def guided_x0(model: TextToMotion, x: torch.Tensor, t: torch.Tensor, text: TextE
 def sample(model: TextToMotion, text: TextEmbeddings, lengths: torch.Tensor, noise: torch.Tensor,
            guidance: torch.Tensor, steps: int, sampler: str | None = None,
            progress: Callable[[int, int], None] | None = None, should_stop: Callable[[], bool] | None = None,
-           total: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+           total: int | None = None,
+           edit_x0: Callable[[int, torch.Tensor, torch.Tensor], torch.Tensor] | None = None
+           ) -> tuple[torch.Tensor, torch.Tensor]:
     """The whole reverse process for one batch -> (normalised features (B, T, D), frame mask (B, T)).
 
     `noise` has `model.diffusion_shape(B, T)`; for MDM its padded frames should be zero.
     `progress(i, total)` is called after each step (total defaults to steps).
+    `edit_x0(i, t, x0)`, if given, returns the x0 prediction the solver takes at step i (after
+    guidance; e.g. constraints, server/model/constraints.py); the last step's is the result.
     """
     frame_mask = frame_mask_from_lengths(lengths)
     scheduler = sampling_scheduler(model.cfg, sampler)
@@ -192,6 +212,8 @@ def sample(model: TextToMotion, text: TextEmbeddings, lengths: torch.Tensor, noi
             raise SamplingCancelled("generation cancelled")
         x_in = scheduler.scale_model_input(x, t)
         x0 = guided_x0(model, x_in, t.reshape(1).to(noise.device), text, guidance, frame_mask, lengths)
+        if edit_x0 is not None:
+            x0 = edit_x0(i, t, x0)
         x = scheduler.step(x0, t, x).prev_sample
         if model.vae is None:
             x = x * frame_mask[..., None]

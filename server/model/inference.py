@@ -7,8 +7,11 @@
 All requests of one `generate` call run as one batch (different lengths via masks; requests
 with different step counts run as one batch per step count). A request with a seed gives the
 same motions every time; without one a random seed is drawn (see `last_seeds`). Motions start
-at the origin (XZ) facing +Z. Bad requests raise `RequestError` before any work;
-`should_stop()` returning True raises `SamplingCancelled` between denoising steps.
+at the origin (XZ) facing +Z. Unless a request sets `foot_cleanup=False`, feet in predicted
+contact are pinned and bodies lifted out of the floor (`foot_cleanup.py`); `last_contacts` holds
+the predicted contacts. `prompt_confidence` says how near prompts are to the training captions.
+Bad requests raise `RequestError` before any work; `should_stop()` returning True raises
+`SamplingCancelled` between denoising steps.
 """
 from __future__ import annotations
 
@@ -21,9 +24,14 @@ from typing import Callable
 import numpy as np
 import torch
 
+from shared.constraints import ConstraintError, Constraints
+
 from .checkpoint import CheckpointError, load_checkpoint, read_config
+from .confidence import CaptionIndex, ConfidenceError, PromptConfidence
+from .constraints import ConstraintPlan
 from .diffusion import SamplingCancelled, sample
 from .features import features_to_wire
+from .foot_cleanup import clean_foot_contacts
 from .text_encoder import TextConditioner
 
 __all__ = ["GenerationRequest", "MotionGenerator", "RequestError", "CheckpointError", "SamplingCancelled",
@@ -50,6 +58,8 @@ class GenerationRequest:
     seed: int | None = None
     guidance: float | None = None
     steps: int | None = None
+    foot_cleanup: bool = True  # pin feet in predicted contact, lift bodies out of the floor (foot_cleanup.py)
+    constraints: Constraints | None = None  # artist controls (shared/constraints.py), exact in the result
 
 
 def default_checkpoint_dir() -> Path:
@@ -73,6 +83,8 @@ class _Job:
     seed: int
     guidance: float
     steps: int
+    foot_cleanup: bool = True
+    constraints: Constraints | None = None
 
 
 class MotionGenerator:
@@ -96,6 +108,13 @@ class MotionGenerator:
         self.params_millions: float = model.parameter_counts()["total"] / 1e6
         self.text = TextConditioner(cfg.text_encoder, device=str(device))
         self.last_seeds: list[int] = []
+        self.constraint_method: str | None = None  # None: the family's default (server/model/constraints.py)
+        self.last_plan: ConstraintPlan | None = None  # the last batch's constraints (benchmarks read it)
+        self.last_contacts: list[np.ndarray | None] = []  # per request: (n, T, 4) predicted foot contacts, raw motion
+        try:  # training-caption embeddings for prompt_confidence; None in checkpoints made before them
+            self.caption_index: CaptionIndex | None = CaptionIndex.load(checkpoint_dir, cfg.text_encoder)
+        except ConfidenceError as exc:
+            raise CheckpointError(str(exc)) from None
 
     @classmethod
     def load(cls, checkpoint_dir: str | Path, device: str | None = None) -> "MotionGenerator":
@@ -144,7 +163,15 @@ class MotionGenerator:
             raise RequestError("seed", f"seed must be an integer or None, got {req.seed!r}")
         else:
             seed = int(req.seed) % (2 ** 63)
-        return _Job(req.prompt.strip(), int(req.n), frames, seed, guidance, int(steps))
+        if not isinstance(req.foot_cleanup, (bool, np.bool_)):
+            raise RequestError("foot_cleanup", f"foot_cleanup must be true or false, got {req.foot_cleanup!r}")
+        job = _Job(req.prompt.strip(), int(req.n), frames, seed, guidance, int(steps), bool(req.foot_cleanup))
+        if req.constraints is not None:
+            try:
+                job.constraints = req.constraints.check(frames, self.fps)
+            except (ConstraintError, AttributeError) as exc:
+                raise RequestError("constraints", f"constraints: {exc}") from None
+        return job
 
     # --- generation ----------------------------------------------------------------------------
 
@@ -165,6 +192,7 @@ class MotionGenerator:
             requests = [requests]
         jobs = [self._job(r) for r in requests]
         self.last_seeds = [j.seed for j in jobs]
+        self.last_contacts = [None] * len(jobs)
         if not jobs:
             return []
         groups: dict[int, list[int]] = {}
@@ -178,7 +206,7 @@ class MotionGenerator:
             report = None if progress is None else (lambda i, _t, o=offset: progress(o + i, total))
             outputs = self._generate_batch([jobs[i] for i in members], steps, report, should_stop, total)
             for i, out in zip(members, outputs):
-                results[i] = out
+                results[i], self.last_contacts[i] = out[:2], out[2]
             done += steps
         if progress is not None:
             progress(total, total)
@@ -193,13 +221,35 @@ class MotionGenerator:
         lengths = torch.tensor([j.frames for j in jobs for _ in range(j.n)], device=dev)
         guidance = torch.tensor([j.guidance for j in jobs for _ in range(j.n)], device=dev)
         noise = torch.cat([self._noise(j, frames) for j in jobs]).to(dev)
+        rows = [j.constraints for j in jobs for _ in range(j.n)]
+        plan = ConstraintPlan(self.model, rows, [j.frames for j in jobs for _ in range(j.n)], self.fps,
+                              self.constraint_method) if any(rows) else None
+        self.last_plan = plan
         feats, _ = sample(self.model, text, lengths, noise, guidance, steps, progress=progress,
-                          should_stop=should_stop, total=total)
-        rotations, translation = features_to_wire(self.model.denormalize(feats.float()), self.model.layout)
+                          should_stop=should_stop, total=total, edit_x0=plan.edit_x0 if plan else None)
+        feats = self.model.denormalize(feats.float())
+        rotations, translation = features_to_wire(feats, self.model.layout, *(plan.placement(dev) if plan else ()))
         rotations, translation = rotations.cpu().numpy(), translation.cpu().numpy()
+        if plan:   # constraints exact (fixed again after the foot cleanup below)
+            rotations, translation = plan.finish(rotations, translation)
+        layout = self.model.layout  # predicted foot contacts: in the redundant features only
+        contacts = feats[..., layout.contacts].cpu().numpy() if layout.redundant else None
         out, start = [], 0
         for j in jobs:
-            out.append((np.ascontiguousarray(rotations[start:start + j.n, :j.frames], dtype=np.float32),
-                        np.ascontiguousarray(translation[start:start + j.n, :j.frames], dtype=np.float32)))
+            rot_j = np.ascontiguousarray(rotations[start:start + j.n, :j.frames], dtype=np.float32)
+            trans_j = np.ascontiguousarray(translation[start:start + j.n, :j.frames], dtype=np.float32)
+            con_j = None if contacts is None else contacts[start:start + j.n, :j.frames].astype(np.float32)
+            if j.foot_cleanup:
+                rot_j, trans_j = clean_foot_contacts(rot_j, trans_j, con_j)
+                if plan:
+                    rot_j, trans_j = plan.finish(rot_j, trans_j, first_row=start)
+            out.append((rot_j, trans_j, con_j))
             start += j.n
         return out
+
+    def prompt_confidence(self, prompts: list[str]) -> list[PromptConfidence | None]:
+        """Per prompt, how near it is to the training captions; None each when the checkpoint has no caption index."""
+        if self.caption_index is None or not prompts:
+            return [None] * len(prompts)
+        pooled = self.text([p.strip() for p in prompts], 1).pooled.float().cpu().numpy()
+        return self.caption_index.score(pooled)

@@ -1,10 +1,11 @@
 """The training loop for a text-to-motion model (`python server/train.py` is its CLI); writes runs/<name>/.
 
 `train(cfg)` reads top to bottom: `setup_runtime` (distributed, device, seeds) -> `load_data` (the
-corpus's features, cached, and their train-split statistics; caption embeddings from the text cache,
-encoding missing ones when the encoder is installed; everything kept on the device) -> `build` (model,
-EMA copy, noise schedule) -> `resume` -> `fixed_validation_batches` -> for each stage (MLD: "vae" then
-"denoiser"; MDM: "denoiser") `start_stage` (AdamW) and `train_stage`: `one_step` (warm-up and cosine
+corpus's features, cached, and their train-split statistics, or a warm start's (`train.init_from`);
+caption embeddings from the text cache, encoding missing ones when the encoder is installed; everything
+kept on the device) -> `build` (model, or the warm start's weights; EMA copy, noise schedule, foot-contact
+loss) -> `resume` -> `fixed_validation_batches` -> for each stage (`stage_names`; MLD: "vae" (or, warm,
+"decoder": the VAE's decoder only) then "denoiser"; MDM: "denoiser") `start_stage` (AdamW) and `train_stage`: `one_step` (warm-up and cosine
 decay, bf16 autocast on CUDA, gradient clipping, EMA weights), `evaluate` (validation loss on the fixed
 batches), `save` (periodic checkpoints; stop_at / max_minutes) -> `end_stage` (MLD: `calibrate_latent_scale`)
 -> `finish`: final checkpoint of the EMA weights, training curve, log JSON.
@@ -23,23 +24,18 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from server.model.checkpoint import CheckpointInfo, git_commit, save_checkpoint
+from server.model.checkpoint import CheckpointError, CheckpointInfo, git_commit, load_checkpoint, save_checkpoint
 from server.model.config import ConfigError, RunConfig, TrainConfig, to_dict
+from server.model.contact_loss import FootContactLoss
 from server.data.corpus import Corpus
 from server.model.diffusion import denoiser_loss, train_scheduler, vae_loss
 from server.model.features import FeatureLayout, feature_stats
 from server.model.networks import build_model
 from server.model.text_encoder import TextCache, cache_dir as default_cache_dir, default_cache_path
 from server.model.train_data import MotionBank, TextTable, clip_captions, corpus_features, describe
+from server.model.warm_start import decoder_only, init_checkpoint, repo_path, stage_names
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 STATE_VERSION = 1
-
-
-def repo_path(p: str) -> Path:
-    """A config path: absolute as given, relative from the repository root."""
-    path = Path(p)
-    return path if path.is_absolute() else REPO_ROOT / path
 
 
 def lr_at(step: int, total: int, base: float, warmup: int) -> float:
@@ -101,7 +97,7 @@ def plot_curves(log: dict, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    stages = [s for s in ("vae", "denoiser") if any(h["stage"] == s for h in log["history"])]
+    stages = [s for s in ("vae", "decoder", "denoiser") if any(h["stage"] == s for h in log["history"])]
     fig, axes = plt.subplots(1, max(1, len(stages)), figsize=(6 * max(1, len(stages)), 4), squeeze=False)
     for ax, stage in zip(axes[0], stages):
         hist = [h for h in log["history"] if h["stage"] == stage]
@@ -196,6 +192,7 @@ class TrainingData:
     max_frames: int
     min_frames: int
     crop_min_ratio: float
+    init_from: Path | None = None  # the warm start's checkpoint folder (its statistics are mean and std)
 
     def batch(self, bank: MotionBank, generator: torch.Generator, size: int):
         """A random batch of crops from `bank` with its captions' embeddings, both on the training device."""
@@ -209,11 +206,19 @@ def load_data(cfg: RunConfig, rt: Runtime) -> TrainingData:
     cache_root = repo_path(dc.cache_dir) if dc.cache_dir else default_cache_dir()
     corpus = Corpus(repo_path(dc.corpus))
     layout = FeatureLayout(redundant=mc.redundant_features)
+    init = init_checkpoint(cfg)
     if rt.ddp and not rt.master:
         _dist().barrier()  # rank 0 computes and caches the features and text embeddings first
     features = corpus_features(corpus, layout, cache_root, log=rt.say, workers=dc.workers)
     train_ids, val_ids = corpus.indices("train"), corpus.indices("val") or corpus.indices("test")
-    mean, std = feature_stats([features[i] for i in train_ids], layout)
+    if init is None:
+        mean, std = feature_stats([features[i] for i in train_ids], layout)
+    else:  # the statistics the warm start's networks were trained with
+        mean = np.asarray(init[1]["features"]["mean"], np.float32)
+        std = np.asarray(init[1]["features"]["std"], np.float32)
+        if mean.shape != (layout.dim,) or std.shape != (layout.dim,):
+            raise ConfigError(f"train.init_from: feature statistics of size {mean.shape[0]}, features are {layout.dim}-d")
+        rt.say(f"warm start from {init[0]}: its weights, feature statistics and latent scale")
     captions = clip_captions(corpus, dc.caption_sources)
     texts = sorted({t for i in train_ids + val_ids for t in captions[i]})
     text_cache = TextCache(mc.text_encoder, repo_path(dc.text_cache) if dc.text_cache else
@@ -234,7 +239,8 @@ def load_data(cfg: RunConfig, rt: Runtime) -> TrainingData:
            f"features {layout.dim}-d on {data_device}")
     return TrainingData(corpus=corpus, mean=mean, std=std, table=table, train_bank=train_bank, val_bank=val_bank,
                         data_device=data_device, device=rt.device, max_frames=mc.max_frames,
-                        min_frames=min(dc.min_frames, mc.max_frames), crop_min_ratio=dc.crop_min_ratio)
+                        min_frames=min(dc.min_frames, mc.max_frames), crop_min_ratio=dc.crop_min_ratio,
+                        init_from=init[0] if init is not None else None)
 
 
 @dataclass
@@ -249,8 +255,10 @@ class TrainingRun:
     ema: torch.nn.Module  # the EMA weights: validated, saved and shipped
     scheduler: object  # the forward noise process
     run_dir: Path
-    stages: list[str]  # MLD: ["vae", "denoiser"]; MDM: ["denoiser"]
+    stages: list[str]  # MLD: ["vae", "denoiser"]; MDM: ["denoiser"]; fewer with train.stages / 0 steps
     log_data: dict  # log.json: config, history (train losses), val (validation losses)
+    foot: FootContactLoss | None = None  # train.foot_weight / latent_foot_weight > 0
+    init_from: str = ""  # the warm start's checkpoint folder
     stage_index: int = 0
     start_step: int = 0  # the current stage's first step (non-zero after a resume)
     elapsed: float = 0.0  # training seconds, earlier runs of a resumed training included
@@ -265,10 +273,19 @@ class TrainingRun:
 
 
 def build(cfg: RunConfig, command: str, rt: Runtime, data: TrainingData) -> TrainingRun:
-    """The model (the same initial weights on every rank), its EMA copy, the noise schedule, an empty log."""
+    """The model (the same initial weights on every rank, or the warm start's), its EMA copy, the noise schedule,
+    the foot-contact loss, an empty log."""
     tc, mc = cfg.train, cfg.model
+    stages = stage_names(cfg)
     torch.manual_seed(tc.seed)  # the same initial weights on every rank (EMA copies included)
     model = build_model(mc, data.mean, data.std).to(rt.device)
+    if data.init_from is not None:
+        try:
+            loaded, info = load_checkpoint(data.init_from)
+        except CheckpointError as exc:
+            raise ConfigError(f"train.init_from {tc.init_from!r}: {exc}") from None
+        model.load_state_dict(loaded.state_dict())
+        model.latent_scale = info.latent_scale
     ema = copy.deepcopy(model).eval().requires_grad_(False)
     torch.manual_seed(tc.seed + rt.rank)
     scheduler = train_scheduler(mc)
@@ -276,10 +293,19 @@ def build(cfg: RunConfig, command: str, rt: Runtime, data: TrainingData) -> Trai
     rt.say(f"model {mc.family}: " + ", ".join(f"{k} {v / 1e6:.2f}M" for k, v in counts.items())
            + f"; device {rt.device}" + (f" x{rt.world}" if rt.ddp else "") + (", bf16 autocast" if rt.amp else ""))
     log_data = {"name": tc.name, "config": to_dict(cfg), "command": command, "history": [], "val": [],
-                "parameters": counts, "device": str(rt.device), "world_size": rt.world}
+                "parameters": counts, "device": str(rt.device), "world_size": rt.world, "stages": stages}
+    foot = None
+    if tc.foot_weight > 0 or tc.latent_foot_weight > 0:
+        try:
+            foot = FootContactLoss(model.layout, data.mean, data.std, mc.fps, rt.device, tc.foot_target)
+        except ValueError as exc:
+            raise ConfigError(f"train.foot_target / model.redundant_features: {exc}") from None
+    init_from = str(data.init_from or "")
+    if init_from:
+        log_data["init_from"] = init_from
     return TrainingRun(cfg=cfg, command=command, rt=rt, data=data, model=model, ema=ema, scheduler=scheduler,
-                       run_dir=repo_path(tc.out_dir) / tc.name, log_data=log_data,
-                       stages=["vae", "denoiser"] if mc.family == "mld" else ["denoiser"])
+                       run_dir=repo_path(tc.out_dir) / tc.name, log_data=log_data, stages=stages, foot=foot,
+                       init_from=init_from)
 
 
 def resume(run: TrainingRun) -> None:
@@ -317,7 +343,7 @@ def fixed_validation_batches(run: TrainingRun) -> list:
 class Stage:
     """One stage's training objects: the module it trains (`net`: DDP-wrapped), its EMA twin, optimizer, bar."""
 
-    name: str  # "vae" | "denoiser"
+    name: str  # "vae" | "decoder" | "denoiser"
     total: int  # steps
     base_lr: float
     module: torch.nn.Module
@@ -338,21 +364,23 @@ def _load_optimizer_state(optimizer: torch.optim.Optimizer, tensors: dict, devic
 
 
 def start_stage(run: TrainingRun) -> Stage:
-    """The current stage's module in train mode (the VAE frozen for the denoiser), AdamW, progress bar."""
+    """The current stage's module in train mode (the VAE frozen for the denoiser, its encoder for the decoder),
+    AdamW, progress bar."""
     tc, rt, name = run.cfg.train, run.rt, run.stage
-    vae = name == "vae"
+    vae = name in ("vae", "decoder")
     total, base_lr = (tc.vae_steps, tc.vae_lr) if vae else (tc.steps, tc.lr)
     module = run.model.vae if vae else run.model.denoiser
     ema_module = run.ema.vae if vae else run.ema.denoiser
     if not vae and run.model.vae is not None:
         run.model.vae.eval().requires_grad_(False)
     module.train()
+    params = decoder_only(module) if name == "decoder" else list(module.parameters())
     net = module
     if rt.ddp:
         from torch.nn.parallel import DistributedDataParallel
 
         net = DistributedDataParallel(module, device_ids=[rt.device.index] if rt.device.type == "cuda" else None)
-    optimizer = torch.optim.AdamW(module.parameters(), lr=base_lr, betas=(0.9, 0.99), weight_decay=tc.weight_decay,
+    optimizer = torch.optim.AdamW(params, lr=base_lr, betas=(0.9, 0.99), weight_decay=tc.weight_decay,
                                   fused=rt.device.type == "cuda")
     if run.resume_tensors is not None and run.start_step > 0:
         _load_optimizer_state(optimizer, run.resume_tensors, rt.device)
@@ -373,9 +401,10 @@ def stage_loss(run: TrainingRun, stage: str, net, batch, text, generator=None, f
     tc, model, device = run.cfg.train, run.model, run.rt.device
     x, mask = batch.x, batch.frame_mask
     with torch.autocast(device.type, dtype=torch.bfloat16, enabled=run.rt.amp):
-        if stage == "vae":
+        if stage in ("vae", "decoder"):
             recon, mu, logvar = net(x, mask, sample=fixed is None)
-            return vae_loss(recon.float(), x, mask, mu.float(), logvar.float(), tc.kl_weight, tc.vel_weight)
+            return vae_loss(recon.float(), x, mask, mu.float(), logvar.float(), tc.kl_weight, tc.vel_weight,
+                            foot_loss=run.foot, foot_weight=tc.foot_weight)
         with torch.no_grad():  # MLD: the posterior mean, the latent the decoder reads best
             x0 = model.to_diffusion_space(x, mask, sample=False).float()
         mask_or_none = mask if model.vae is None else None
@@ -383,12 +412,24 @@ def stage_loss(run: TrainingRun, stage: str, net, batch, text, generator=None, f
         def denoise(x_t, t, drop):
             return net(x_t, t, text.pooled, text.tokens, text.token_mask(), drop, mask_or_none, batch.lengths).float()
 
+        if model.vae is None:  # MDM: the foot-contact loss on the x0 features
+            foot_weight = tc.foot_weight
+
+            def foot_loss(pred):
+                return run.foot(pred, x, mask)
+        else:  # MLD: on the x0 latents decoded by the frozen VAE decoder
+            foot_weight = tc.latent_foot_weight
+
+            def foot_loss(pred):
+                return run.foot(model.vae.decode(pred * model.latent_scale, mask).float(), x, mask)
+
+        foot = dict(foot_loss=foot_loss if run.foot is not None else None, foot_weight=foot_weight)
         if fixed is not None:
             return denoiser_loss(denoise, x0, mask_or_none, run.scheduler, None, 0.0, tc.vel_weight,
                                  timesteps=fixed[0], noise=fixed[1],
-                                 drop=torch.zeros(x.shape[0], dtype=torch.bool, device=device))
+                                 drop=torch.zeros(x.shape[0], dtype=torch.bool, device=device), **foot)
         return denoiser_loss(denoise, x0, mask_or_none, run.scheduler, generator, run.cfg.model.cond_drop,
-                             tc.vel_weight)
+                             tc.vel_weight, **foot)
 
 
 def one_step(run: TrainingRun, st: Stage, step: int):
@@ -428,9 +469,10 @@ def log_train_loss(run: TrainingRun, st: Stage, step: int, lr: float, parts: dic
 def evaluate(run: TrainingRun, st: Stage, step: int) -> float:
     """Validation loss of the EMA weights on the fixed batches; appended to the log and shown."""
     st.ema_module.eval()
-    losses = [stage_loss(run, st.name, st.ema_module, b, t, fixed=f)[0].item() for (b, t), f in run.val_batches]
-    val = float(np.mean(losses)) if losses else float("nan")
-    run.log_data["val"].append({"stage": st.name, "step": step, "loss": val})
+    results = [stage_loss(run, st.name, st.ema_module, b, t, fixed=f) for (b, t), f in run.val_batches]
+    val = float(np.mean([loss.item() for loss, _ in results])) if results else float("nan")
+    parts = {k: float(np.mean([p[k].item() for _, p in results])) for k in (results[0][1] if results else {})}
+    run.log_data["val"].append({"stage": st.name, "step": step, "loss": val, **parts})
     history = run.log_data["history"]
     if st.bar is not None:
         st.bar.set_postfix(loss=f"{history[-1]['loss']:.4f}" if history else "-", val=f"{val:.4f}")
@@ -451,7 +493,8 @@ def checkpoint_info(run: TrainingRun, step: int) -> CheckpointInfo:
     return CheckpointInfo(model=mc, mean=run.data.mean, std=run.data.std, latent_scale=run.ema.latent_scale,
                           name=run.cfg.train.name, step=step, corpus=describe(run.data.corpus), git_commit=git_commit(),
                           command=run.command,
-                          extra={"stage": run.stage, "elapsed_s": round(run.elapsed, 1),
+                          extra={"stage": run.stage, "stages": run.stages, "init_from": run.init_from,
+                                 "elapsed_s": round(run.elapsed, 1),
                                  "device": str(run.rt.device), "world_size": run.rt.world,
                                  "final_train_loss": log_data["history"][-1]["loss"] if log_data["history"] else None,
                                  "final_val_loss": log_data["val"][-1]["loss"] if log_data["val"] else None})
@@ -472,7 +515,7 @@ def save(run: TrainingRun, st: Stage, step: int) -> None:
 def should_stop(run: TrainingRun, st: Stage, step: int) -> bool:
     """After `step`: train.stop_at reached, or train.max_minutes spent on any rank (checked at log steps)."""
     tc, rt = run.cfg.train, run.rt
-    done_before = sum(tc.vae_steps if s == "vae" else tc.steps for s in run.stages[:run.stage_index])
+    done_before = sum(tc.steps if s == "denoiser" else tc.vae_steps for s in run.stages[:run.stage_index])
     stop = tc.stop_at and done_before + step + 1 >= tc.stop_at and step + 1 < st.total
     if tc.max_minutes and (step + 1) % tc.log_every == 0:
         out_of_time = torch.tensor([float(time.time() - run.t_run > 60 * tc.max_minutes)], device=rt.device)
@@ -530,9 +573,12 @@ def calibrate_latent_scale(run: TrainingRun) -> None:
 
 
 def end_stage(run: TrainingRun, st: Stage) -> None:
-    """After a stage's last step: the latent scale (VAE), then the final save or the next stage's state."""
+    """After a stage's last step: the latent scale (VAE) or the EMA decoder (decoder) for the denoiser stage, then
+    the final save or the next stage's state."""
     if st.name == "vae":
         calibrate_latent_scale(run)
+    elif st.name == "decoder":  # same encoder, same latents and scale; decode with the decoder that ships
+        run.model.vae.load_state_dict(run.ema.vae.state_dict())
     run.elapsed = time.time() - run.t_start
     run.start_step = 0
     if run.stage_index == len(run.stages) - 1:
@@ -559,6 +605,7 @@ def finish(run: TrainingRun) -> None:
 def train(cfg: RunConfig, command: str = "", log=print) -> Path:
     """Run the whole training described by `cfg`; returns the final checkpoint folder."""
     cfg.model.validate()
+    stage_names(cfg)  # a bad train.stages fails before the data is loaded
     rt = setup_runtime(cfg.train, log)
     data = load_data(cfg, rt)
     run = build(cfg, command, rt, data)

@@ -142,8 +142,11 @@ class MotionClient:
     def generate(self, prompt: str, n: int | None = None, seconds: float | None = None,
                  seed: int | None = None, guidance: float | None = None, steps: int | None = None,
                  model: str | None = None, request_id: str | None = None, timeout: float | None = None,
-                 on_progress: Callable[[int, int], None] | None = None) -> GenerationResult:
-        message = P.generate(prompt, n, seconds, seed, guidance, steps, model, msg_id=request_id)
+                 on_progress: Callable[[int, int], None] | None = None, constraints=None,
+                 foot_cleanup: bool | None = None) -> GenerationResult:
+        """``constraints``: artist controls (shared/constraints.py); ``foot_cleanup`` False: raw sampled motion."""
+        message = P.generate(prompt, n, seconds, seed, guidance, steps, model, msg_id=request_id,
+                             constraints=constraints, foot_cleanup=foot_cleanup)
         reply = self.request(message, timeout, on_progress)
         f = reply.fields
         return GenerationResult(message.id, reply.arrays["rotations"], reply.arrays["translation"], f["fps"],

@@ -6,6 +6,10 @@ looked up first in the data folder's ``models/`` (fine-tuned checkpoints) and th
 the checkpoints bundled in ``server/checkpoints/``. A name is one plain path component:
 no separators, no ``..``, nothing absolute, and a symlink that leads outside its folder is
 refused, so a client's ``reload`` cannot reach any other file.
+
+Every CLI's ``--checkpoint`` goes through :func:`locate_checkpoint`, which also takes
+``default`` (the bundled default) and a folder path; ``serve.py`` then asks
+:func:`serving_name` for the name and models folder to give the service.
 """
 from __future__ import annotations
 
@@ -15,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 BUNDLED_DIR = Path(__file__).resolve().parents[1] / "checkpoints"
+DATA_DIR_NAME = "sopo-motion"
 DEFAULT_NAME = "default"  # server/checkpoints/default/ is the bundled default ...
 DEFAULT_FILE = "DEFAULT"  # ... unless it is absent and server/checkpoints/DEFAULT names another
 CHECKPOINT_FILES = ("model.safetensors", "config.json")
@@ -23,6 +28,19 @@ NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 
 class CheckpointNameError(ValueError):
     """A checkpoint name that is malformed, escapes its folder, or names nothing loadable."""
+
+
+def default_data_dir() -> Path:
+    """``$XDG_DATA_HOME/sopo-motion``, else ``~/.local/share/sopo-motion`` (``%LOCALAPPDATA%`` on Windows)."""
+    if os.name == "nt" and os.environ.get("LOCALAPPDATA"):
+        return Path(os.environ["LOCALAPPDATA"]) / DATA_DIR_NAME
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / DATA_DIR_NAME
+
+
+def default_models_dir(data_dir: Path | None = None) -> Path:
+    """The models folder of a server whose data folder is ``data_dir`` (default: :func:`default_data_dir`)."""
+    return Path(data_dir if data_dir is not None else default_data_dir()) / "models"
 
 
 def check_name(name: str) -> str:
@@ -67,10 +85,9 @@ def _problem(candidate: Path, folder: Path) -> str | None:
     return None
 
 
-def resolve_checkpoint(name: str, models_dir: Path, bundled_dir: Path = BUNDLED_DIR) -> Path:
-    """The directory of checkpoint ``name``: ``models_dir/name`` first, then ``bundled_dir/name``."""
-    check_name(name)
-    for folder in (Path(models_dir), Path(bundled_dir)):
+def _named(name: str, folders: tuple[Path, ...]) -> Path | None:
+    """``folder/name`` in the first folder that has it (checked), else None."""
+    for folder in folders:
         candidate = folder / name
         if not os.path.lexists(candidate):
             continue
@@ -78,7 +95,81 @@ def resolve_checkpoint(name: str, models_dir: Path, bundled_dir: Path = BUNDLED_
         if problem:
             raise CheckpointNameError(f"checkpoint {name!r} in {folder} {problem}")
         return candidate.resolve()
-    raise CheckpointNameError(f"no checkpoint named {name!r} in {models_dir} or {bundled_dir}")
+    return None
+
+
+def resolve_checkpoint(name: str, models_dir: Path, bundled_dir: Path = BUNDLED_DIR) -> Path:
+    """The directory of checkpoint ``name``: ``models_dir/name`` first, then ``bundled_dir/name``."""
+    check_name(name)
+    found = _named(name, (Path(models_dir), Path(bundled_dir)))
+    if found is None:
+        raise CheckpointNameError(f"no checkpoint named {name!r} in {models_dir} or {bundled_dir}")
+    return found
+
+
+def _looks_like_path(spec: str) -> bool:
+    return any(sep and sep in spec for sep in ("/", os.sep, os.altsep)) or spec.startswith(("~", "."))
+
+
+def locate_checkpoint(spec: str | os.PathLike | None, models_dir: Path | None = None,
+                      bundled_dir: Path = BUNDLED_DIR) -> Path:
+    """The checkpoint folder that ``--checkpoint SPEC`` means, resolved; raises CheckpointNameError naming where
+    it looked.
+
+    SPEC is, in this order: None or ``default`` (a checkpoint named ``default``, else the bundled default), a
+    name in ``models_dir`` (default: :func:`default_models_dir`), a bundled name (``server/checkpoints/``), or
+    a folder path (anything with a slash, ``~`` or a leading dot; a bare name that is none of the above but a
+    checkpoint folder in the current directory also counts).
+    """
+    models_dir = Path(models_dir) if models_dir is not None else default_models_dir()
+    bundled_dir = Path(bundled_dir)
+    spec = DEFAULT_NAME if spec is None else os.fspath(spec)
+    if not spec.strip():
+        raise CheckpointNameError("empty checkpoint name; give a name, 'default', or a checkpoint folder")
+    if _looks_like_path(spec):
+        return _folder(Path(spec).expanduser())
+    if NAME_PATTERN.fullmatch(spec) and ".." not in spec:
+        found = _named(spec, (models_dir, bundled_dir))
+        if found is None and spec == DEFAULT_NAME:
+            found = _named(default_checkpoint_name(bundled_dir), (bundled_dir,))
+        if found is not None:
+            return found
+    if Path(spec).is_dir():
+        return _folder(Path(spec))
+    names = list_checkpoints(models_dir, bundled_dir)
+    raise CheckpointNameError(
+        f"no checkpoint {spec!r}: not a name in the models folder {models_dir} or among the bundled checkpoints "
+        f"in {bundled_dir} (known: {', '.join(names) or 'none'}), not 'default', and not a checkpoint folder")
+
+
+def _folder(path: Path) -> Path:
+    """A checkpoint folder given as a path, resolved, or CheckpointNameError saying what is wrong with it."""
+    if not path.is_dir():
+        raise CheckpointNameError(f"checkpoint folder {path} does not exist")
+    if not is_checkpoint(path):
+        raise CheckpointNameError(f"{path} is not a motion checkpoint ({' and '.join(CHECKPOINT_FILES)} in this "
+                                  f"code's format)")
+    return path.resolve()
+
+
+def serving_name(spec: str | None, models_dir: Path, bundled_dir: Path = BUNDLED_DIR,
+                 models_given: bool = False) -> tuple[str | None, Path]:
+    """(checkpoint name, models folder) under which a server serves ``--checkpoint SPEC``.
+
+    Names and checkpoints inside ``models_dir`` or ``bundled_dir`` keep that folder. A folder elsewhere is
+    served by its folder name from its parent, which becomes the models folder (``reload`` and ``--watch``
+    then use it) unless the user chose the models folder (``models_given``), where it is an error.
+    """
+    models_dir = Path(models_dir)
+    if spec is None:
+        return None, models_dir
+    path = locate_checkpoint(spec, models_dir, bundled_dir)
+    if _named(path.name, (models_dir, bundled_dir)) == path:
+        return path.name, models_dir
+    if models_given:
+        raise CheckpointNameError(f"checkpoint folder {path} is outside the models folder {models_dir}; copy it "
+                                  f"there, or leave out --models to serve it from {path.parent}")
+    return path.name, path.parent
 
 
 def _usable_names(folder: Path) -> list[str]:

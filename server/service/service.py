@@ -10,6 +10,8 @@ and swaps it in; a batch already running finishes on the generator it started wi
 """
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import os
 import queue
@@ -26,6 +28,7 @@ import zmq.auth.thread
 from zmq.utils.monitor import recv_monitor_message
 
 from shared import protocol as P
+from shared.constraints import FIELDS as CONSTRAINT_FIELDS, ConstraintError, clip_frames
 from shared.skeleton import JOINT_NAMES, PARENTS
 from server.service.models_folder import (BUNDLED_DIR, CheckpointNameError, ModelsWatcher, check_name,
                                   default_checkpoint_name, list_checkpoints, resolve_checkpoint)
@@ -48,6 +51,48 @@ def default_data_dir() -> Path:
         return Path(os.environ["LOCALAPPDATA"]) / "sopo-motion"
     base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
     return Path(base) / "sopo-motion"
+
+
+def peer_on_this_machine(peer_address: str | None, bind: str) -> bool:
+    """Whether a client runs on the server's machine: an ipc/inproc bind, or a loopback peer address."""
+    import ipaddress
+    if bind.startswith(("ipc://", "inproc://")):
+        return True
+    try:
+        address = ipaddress.ip_address((peer_address or "").strip("[]"))
+    except ValueError:
+        return False
+    mapped = getattr(address, "ipv4_mapped", None)
+    return (mapped or address).is_loopback
+
+
+def _confidence_fields(params: dict[str, Any], wanted: bool) -> dict[str, Any]:
+    """The result's confidence fields kept in a job's (stored) params, for a generate that asked for them."""
+    return dict(params.get("prompt_confidence") or {}) if wanted else {}
+
+
+def _prompt_confidences(gen: Any, prompts: list[str]) -> list[Any]:
+    """gen.prompt_confidence(prompts), or None per prompt when the generator cannot tell (or fails to)."""
+    score = getattr(gen, "prompt_confidence", None)
+    if score is None:
+        return [None] * len(prompts)
+    try:
+        return list(score(prompts))
+    except Exception:  # a confidence failure must not cost the user the motions
+        log.exception("prompt confidence failed")
+        return [None] * len(prompts)
+
+
+def _constraints_of(msg: P.Message) -> tuple[Any, str | None]:
+    """(Constraints or None, a digest of their fields and arrays) of a decoded generate (protocol v1.1)."""
+    constraints = P.generate_constraints(msg)
+    if constraints is None:
+        return None, None
+    digest = hashlib.sha256(json.dumps({k: msg.fields.get(k) for k in CONSTRAINT_FIELDS}, sort_keys=True).encode())
+    for name, array in msg.arrays.items():
+        digest.update(name.encode())
+        digest.update(array.tobytes())
+    return constraints, digest.hexdigest()[:16]
 
 
 def default_device() -> str:
@@ -111,6 +156,8 @@ class Job:
         self.state = "queued"                  # queued -> running -> done, under lock
         self.lock = threading.Lock()
         self.params: dict[str, Any] = {}       # resolved n/seconds/seed/guidance/steps, set by the worker
+        self.constraints: Any = None           # shared.constraints.Constraints of a v1.1 generate, or None
+        self.constraints_digest: str | None = None
 
     def stopped(self) -> bool:
         return self.cancelled.is_set() or self.orphaned.is_set()
@@ -349,8 +396,11 @@ class MotionService:
         skeleton = {"joints": list(JOINT_NAMES), "parents": [int(p) for p in PARENTS],
                     "fps": float(model.generator.fps)}
         names = list_checkpoints(self.config.models_dir, self.config.bundled_dir)
+        models_dir = None   # told only to a client on this machine that asks (finetune.py writes there)
+        if msg.get("want_models_dir") and peer_on_this_machine(self._peers.get(identity), self.config.bind):
+            models_dir = str(Path(self.config.models_dir).resolve())
         self._reply(router, identity, P.hello_ok(msg.id, SERVER_VERSION, names, model.generator.model_id,
-                                                 model.limits, skeleton, self.device))
+                                                 model.limits, skeleton, self.device, models_dir=models_dir))
 
     def _on_generate(self, router: zmq.Socket, identity: bytes, msg: P.Message) -> None:
         model = self.model
@@ -360,9 +410,10 @@ class MotionService:
                 P.UNKNOWN_MODEL, f"model {wanted!r} is not loaded (loaded: {model.generator.model_id}); "
                 "send 'reload' first", msg.id))
             return
+        constraints, digest = _constraints_of(msg)
         job = self._jobs.get(msg.id)
         if job is not None:   # a resend (Lazy Pirate): replies now go to the resending socket
-            if not job.same_request(msg.fields):
+            if not job.same_request(msg.fields) or job.constraints_digest != digest:
                 self._reply(router, identity, P.error(P.DUPLICATE_ID, f"request id {msg.id} is in use", msg.id))
                 return
             job.identity = identity
@@ -370,14 +421,16 @@ class MotionService:
             return
         stored = self.store.get_result(msg.id)
         if stored is not None:
-            if stored.prompt != msg.fields["prompt"]:
+            if stored.prompt != msg.fields["prompt"] or stored.params.get("constraints_digest") != digest:
                 self._reply(router, identity, P.error(P.DUPLICATE_ID, f"request id {msg.id} is in use", msg.id))
                 return
             self._reply(router, identity, P.result(
                 msg.id, stored.rotations, stored.translation, stored.fps, stored.model_id, stored.seed,
-                stored.params.get("steps"), stored.params.get("guidance")))
+                stored.params.get("steps"), stored.params.get("guidance"),
+                **_confidence_fields(stored.params, msg.get("want_confidence", False))))
             return
         job = Job(msg.id, identity, msg.fields)
+        job.constraints, job.constraints_digest = constraints, digest
         try:
             self._queue.put_nowait(job)
         except queue.Full:
@@ -387,12 +440,15 @@ class MotionService:
 
     def _on_cancel(self, router: zmq.Socket, identity: bytes, msg: P.Message) -> None:
         job = self._jobs.get(msg.fields["request_id"])
+        peer = self._peers.get(identity, identity.hex())
         if job is None:
+            log.info("cancel of %s from %s: not running (finished or unknown)", msg.fields["request_id"], peer)
             return  # already finished or never known: nothing to stop, and cancel has no reply
         with job.lock:
             queued = job.state == "queued"
             job.state = "done" if queued else job.state
             job.cancelled.set()
+        log.info("cancel of %s from %s: %s", job.request_id, peer, "dropped from the queue" if queued else "stopping")
         if queued:   # the worker will skip it; answer now
             self.stats["cancelled"] += 1
             del self._jobs[job.request_id]
@@ -493,12 +549,19 @@ class MotionService:
                                               f"({limits.max_seconds} s, {limits.max_steps} steps)",
                                               job.request_id), limits, True)
                 continue
+            if job.constraints is not None:   # checked at 20 fps on decoding; again at this model's rate
+                try:
+                    job.constraints.check(clip_frames(seconds, gen.fps), gen.fps)
+                except ConstraintError as exc:
+                    self._emit(push, job, P.error(exc.code, f"constraints: {exc}", job.request_id), limits, True)
+                    continue
             seed = f.get("seed")
             job.params = {"n": job.n, "seconds": seconds,
                           "seed": secrets.randbelow(2**31) if seed is None else int(seed),
                           "guidance": float(gen.default_guidance if f.get("guidance") is None else f["guidance"]),
-                          "steps": int(gen.default_steps if steps is None else steps)}
-            requests.append(GenerationRequest(prompt=f["prompt"], **job.params))
+                          "steps": int(gen.default_steps if steps is None else steps),
+                          "foot_cleanup": f.get("foot_cleanup") is not False}
+            requests.append(GenerationRequest(prompt=f["prompt"], **job.params, constraints=job.constraints))
             jobs.append(job)
         if not jobs:
             return
@@ -539,6 +602,11 @@ class MotionService:
             return
         log.info("batch of %d requests (%d candidates) in %.2f s on %s", len(jobs), sum(j.n for j in jobs),
                  time.monotonic() - started, gen.model_id)
+        for job, confidence in zip(jobs, _prompt_confidences(gen, [job.fields["prompt"] for job in jobs])):
+            if confidence is not None:   # stored with the result, so a resent request gets it again
+                job.params["prompt_confidence"] = {"confidence": confidence.confidence,
+                                                   "nearest_caption": confidence.nearest_caption,
+                                                   "low_confidence": confidence.low}
         for job, (rotations, translation) in zip(jobs, outputs):
             self._finish(push, job, gen, limits, rotations, translation)
 
@@ -550,10 +618,13 @@ class MotionService:
             return
         p = job.params
         message = P.result(job.request_id, rotations, translation, float(gen.fps), gen.model_id,
-                           p["seed"], p["steps"], p["guidance"])
+                           p["seed"], p["steps"], p["guidance"],
+                           **_confidence_fields(p, job.fields.get("want_confidence") or False))
         try:
             frames = message.encode(limits)
             stored = {**p, "family": gen.family} if getattr(gen, "family", None) else p  # finetune.py checks it
+            if job.constraints is not None:   # constrained results are told apart (and resends checked)
+                stored = {**stored, "constraints": job.constraints.names(), "constraints_digest": job.constraints_digest}
             self.store.save_result(job.request_id, job.fields["prompt"], stored, gen.model_id, p["seed"],
                                    rotations, translation, float(gen.fps))
         except (P.ProtocolError, PickError) as exc:
