@@ -153,6 +153,13 @@ def main(argv: list[str] | None = None) -> int:
     note = (f"\n\n{len(test)} {args.split} clips; R-precision over batches of {test.r_batch} distinct captions "
             f"({rows[0]['items_per_repeat']} clips per repeat; chance top-3 = {min(3, test.r_batch) / test.r_batch:.3f}); {args.repeats} repeats, mean ± 95% interval. "
             f"FID noise floor (two random halves of the real test set): {evaluation.format_cell(floor)}.")
+    if test.pool_families():
+        note += (f" Hard pools: {test.pool_size} clips of one action family {test.pool_families()}, same-key clips "
+                 f"not competing.")
+    for row in rows:
+        if row.get("settings"):
+            note += (f" {row['name']}: {row['settings']['steps']} steps, guidance {row['settings']['guidance']:g}, "
+                     f"foot cleanup on.")
     print(note.strip())
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "metrics.md").write_text(table + note + "\n")

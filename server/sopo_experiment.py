@@ -1,30 +1,37 @@
-"""SoPo vs its baselines on our evaluator: base, SFT, offline DPO, online DPO, SoPo; equal budgets; 3 seeds.
+"""SoPo and its baselines, measured: the taste experiment, and SFT / offline DPO / online DPO / SoPo on the suite.
 
-Preferences come from (a) the corpus (the paper's setting: dataset motions preferred; the
-DPO losers from the model) and (b) simulated picks (server/simulate_picks.py's rule, made
-in-process from the base model: the same DB rows a server writes). Every method gets the
-same number of optimizer steps and pairs per step; each (source, method, seed) run is
-fine-tuned, then scored on the test split with the evaluator (the same captions and noise
-seeds for every row of a seed: paired), and written to `<out>/results/*.json` so an
-interrupted run resumes where it stopped. `<out>/results.md` holds the table: per method
-the mean over seeds of each metric (each seed: the mean over `--eval-repeats` repeats) ±
-the 95% interval over seeds.
+    python server/sopo_experiment.py taste --out runs/taste ...    # does the model learn a simulated artist's taste?
+    python server/sopo_experiment.py run --out runs/exp ...        # methods x sources x settings x seeds, tabled
+    python server/sopo_experiment.py plot --out runs/exp --png docs/sopo_steps.png     # (run --curve-steps)
+    python server/sopo_experiment.py plot --taste --out runs/taste --png docs/sopo_taste.png
+    python server/sopo_experiment.py table --out runs/exp           # rewrite results.md / taste.md
 
-On a CPU, a check that everything runs (minutes; numbers meaningless):
+`taste` (server/align/taste_experiment.py): a simulated artist who likes energetic arm movement
+picks among 4 candidates for `--picks` training captions through a real server; every method
+fine-tunes on the picks; held out (the suite's prompts, test captions), the artist's win rate
+of fine-tuned over base from the same noise, the suite pass rate, physics, FID / MM-Dist.
+
+`run` (server/align/experiment.py): preferences from (a) the corpus (the paper's setting:
+dataset motions preferred; the DPO losers from the model) and (b) picks (`--picks-db`, e.g. the
+taste experiment's, or simulated in-process); equal budgets for every method; `--grid` runs
+each method once per setting; every run is scored on the prompt suite (`--suite-seeds` x
+`--suite-candidates`, paired with the base) and by the evaluator (paired per seed), written to
+`<out>/results/*.json` (an interrupted run resumes) and tabled in `<out>/results.md`.
+`--eval-repeats 0` skips the evaluator; `--rescore` (run or taste) recomputes its numbers from
+the saved checkpoints after the evaluator or the corpus changed.
+
+The commands behind the README's tables are in the README. A CPU check that everything runs:
 
     python server/sopo_experiment.py run --quick --out runs/sopo_quick
 
-On the GPU box (no diffusers, MiniLM or pyzmq there; text embeddings travel in a file):
+On a GPU box without diffusers, MiniLM or pyzmq (text embeddings travel in a file):
 
-    python server/sopo_experiment.py pack --corpus data/corpus --out data/sopo_pack       # here, ~40 MB
+    python server/sopo_experiment.py pack --corpus data/corpus --out data/sopo_pack       # here
     # carry data/sopo_pack and .whl (diffusers wheel) to the GPU machine, then there:
     python3 -m pip install -q --no-index --no-deps --target /tmp/site .whl/*.whl && export PYTHONPATH=/tmp/site
     python3 server/model/train_pack.py unpack --pack data/sopo_pack --out data/corpus
-    python3 server/sopo_experiment.py run --text-cache data/sopo_pack/text_cache.safetensors \
-        --out runs/sopo_exp --steps 300 --batch-size 64 --seeds 0,1,2 --max-minutes 9
-    # (re-run the same command until it reports nothing left; then copy runs/sopo_exp/results.md back)
-
-`--tau/--beta/--scale/--k/--lr` change the loss for every method (a sweep: another --out).
+    python3 server/sopo_experiment.py run --text-cache data/sopo_pack/text_cache.safetensors --out runs/sopo_exp \
+        --steps 300 --batch-size 64 --seeds 0,1,2 --max-minutes 9    # again until nothing is left
 """
 from __future__ import annotations
 
@@ -35,7 +42,7 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a script: import from the repository root, not server/
     sys.path[0] = str(Path(__file__).resolve().parent.parent)
 
-from server.align.experiment import REPO_ROOT, ExperimentError, pack_cmd, run_cmd, write_table
+from server.align.experiment import REPO_ROOT, ExperimentError, pack_cmd, rescore_cmd, run_cmd, write_table
 from server.align.preference_data import PreferenceDataError
 from server.data.corpus import CorpusError
 from server.eval.suite import SuiteError
@@ -116,6 +123,8 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--threads", type=int, default=0)
     r.add_argument("--max-minutes", type=float, default=0.0, help="start no new run after this long (resume later)")
     r.add_argument("--quick", action="store_true", help="a CPU check: 2 steps, batch 4, 1 seed, 32 test clips")
+    r.add_argument("--rescore", action="store_true", help="only recompute the evaluator's numbers of Real, the base "
+                   "and every finished run (after the evaluator or corpus changed)")
     ta = sub.add_parser("taste", help="the simulated-artist taste experiment (server/align/taste_experiment.py)")
     ta.add_argument("--base", type=Path, default=None, help="default: the bundled default checkpoint")
     ta.add_argument("--corpus", type=Path, default=REPO_ROOT / "data" / "corpus")
@@ -142,23 +151,25 @@ def main(argv: list[str] | None = None) -> int:
     ta.add_argument("--device", default=None)
     ta.add_argument("--threads", type=int, default=1)
     ta.add_argument("--max-minutes", type=float, default=0.0, help="start no new run after this long (resume later)")
+    ta.add_argument("--rescore", action="store_true", help="only recompute the evaluator's numbers of the finished "
+                    "runs (after the evaluator or corpus changed)")
     pl = sub.add_parser("plot", help="suite pass rate and foot skating against steps (run --curve-steps), or with "
                         "--taste the artist's win rate against picks")
     pl.add_argument("--out", type=Path, required=True, help="the experiment's --out folder")
     pl.add_argument("--png", type=Path, required=True)
     pl.add_argument("--taste", action="store_true")
     pl.add_argument("--title", default="")
-    t = sub.add_parser("table", help="rewrite results.md from the results folder")
+    t = sub.add_parser("table", help="rewrite results.md (taste.md for a taste experiment) from the results folder")
     t.add_argument("--out", type=Path, default=REPO_ROOT / "runs" / "sopo_experiment")
     args = p.parse_args(argv)
     if args.cmd == "pack":
         return pack_cmd(args)
     args.command = " ".join(["python", "server/sopo_experiment.py"] + (sys.argv[1:] if argv is None else list(argv)))
     if args.cmd == "taste":
-        from server.align.taste_experiment import run as run_taste
+        from server.align.taste_experiment import rescore, run as run_taste
 
         try:
-            return run_taste(args, log=lambda *a: print(*a, flush=True))
+            return (rescore if args.rescore else run_taste)(args, log=lambda *a: print(*a, flush=True))
         except (ExperimentError, PreferenceDataError, CorpusError, SuiteError) as exc:
             print(f"sopo_experiment.py: {exc}", file=sys.stderr)
             return 2
@@ -173,12 +184,17 @@ def main(argv: list[str] | None = None) -> int:
         print(f"wrote {path}")
         return 0
     if args.cmd == "table":
-        print(write_table(args.out))
+        if (args.out / "results" / "base.json").exists():  # a taste experiment
+            from server.align.taste_experiment import write_table as taste_table
+
+            print(taste_table(args.out))
+        else:
+            print(write_table(args.out))
         return 0
     args.seeds_given = args.seeds is not None
     args.seeds = args.seeds or "0,1,2"
     try:
-        return run_cmd(args)
+        return rescore_cmd(args) if args.rescore else run_cmd(args)
     except (ExperimentError, CorpusError, SuiteError) as exc:
         print(f"sopo_experiment.py: {exc}", file=sys.stderr)
         return 2

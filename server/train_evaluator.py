@@ -27,7 +27,7 @@ if __package__ in (None, ""):
 import torch  # noqa: E402
 
 from server.data.corpus import Corpus, CorpusError  # noqa: E402
-from server.eval.contrastive import WORDINGS, TrainConfig, collect_texts, train  # noqa: E402
+from server.eval.contrastive import WORDINGS, TrainConfig, collect_texts, train, training_texts  # noqa: E402
 from server.eval.hard_negatives import NEGATIVE_TYPES  # noqa: E402
 from server.eval.evaluator import DEFAULT_EVALUATOR_DIR, DEFAULT_REWARD_DIR  # noqa: E402
 from server.model.device import DeviceError, resolve_device  # noqa: E402
@@ -39,13 +39,14 @@ PROG = "train_evaluator.py"
 TINY = {"hidden": 32, "embed_dim": 32, "layers": 1, "heads": 2, "max_frames": 48, "dropout": 0.0}
 
 
-def text_cache_for(corpus_path: Path, cache_path: Path | None):
-    """The text cache holding every caption of the corpus (encoding and saving the missing ones).
+def text_cache_for(corpus_path: Path, cache_path: Path | None, captions_per_clip: int | None = None):
+    """The text cache holding every caption training reads (encoding and saving the missing ones).
 
     Raises CorpusError, or TextEncoderError saying how to make the cache elsewhere."""
     cache = open_cache(cache_path)
     try:
-        cache.ensure(collect_texts(Corpus(corpus_path)))
+        corpus = Corpus(corpus_path)
+        cache.ensure(collect_texts(corpus) if captions_per_clip is None else training_texts(corpus, captions_per_clip))
     except TextEncoderError as exc:
         raise TextEncoderError(f"{exc}; run `python server/model/text_encoder.py --corpus {corpus_path}` where "
                                f"MiniLM is installed and pass the file with --text-cache") from None
@@ -76,6 +77,8 @@ def main(argv: list[str] | None = None) -> int:
                         f"model all, the evaluator none)")
     p.add_argument("--wording", choices=WORDINGS, default="train",
                    help="train: leave out captions with held-out-half words (default); all: keep every caption")
+    p.add_argument("--captions-per-clip", type=int, default=None,
+                   help="train on at most this many captions per clip (a subset fixed by the clip id; default all)")
     p.add_argument("--no-progress", action="store_true")
     args = p.parse_args(argv)
 
@@ -84,14 +87,15 @@ def main(argv: list[str] | None = None) -> int:
     try:
         device = resolve_device(args.device)
         overrides = json.loads(args.model) if args.model else {}
-        cache = text_cache_for(args.corpus, args.text_cache)
+        cache = text_cache_for(args.corpus, args.text_cache, args.captions_per_clip)
     except json.JSONDecodeError as exc:
         print(f"{PROG}: --model is not JSON: {exc}", file=sys.stderr)
         return 2
     except (DeviceError, CorpusError, TextEncoderError) as exc:
         print(f"{PROG}: {exc}", file=sys.stderr)
         return 2
-    cfg = TrainConfig(kind=args.kind, hard_negatives=args.hard_negatives, wording=args.wording)
+    cfg = TrainConfig(kind=args.kind, hard_negatives=args.hard_negatives, wording=args.wording,
+                      captions_per_clip=args.captions_per_clip)
     for name in ("epochs", "batch_size", "lr", "seed", "max_steps"):
         if getattr(args, name) is not None:
             setattr(cfg, name, getattr(args, name))

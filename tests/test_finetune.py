@@ -50,6 +50,17 @@ def test_simulated_picks_then_finetune_then_server_reloads(tmp_path, tiny_checkp
             assert result.model == "tuned" and result.rotations.shape == (1, 20, 22, 4)
         assert "reloaded: model tuned" in server.log()
 
+        # the arm-energy artist needs no reward model (its rule is FK positions only)
+        rc = simulate_picks.main(["--server", server.endpoint, "--captions", "2", "--corpus", str(tiny_corpus),
+                                  "--n", "2", "--steps", "2", "--taste", "arm-energy",
+                                  "--reward", str(tmp_path / "none"),
+                                  "--log", str(tmp_path / "arms.json")])
+        assert rc == 0
+        arms = json.loads((tmp_path / "arms.json").read_text())
+        assert arms["rule"]["taste"] == "arm-energy" and arms["rule"]["none_below"] == 0.15
+        assert all(e["score"] == e["arm_energy"] and e["model"] == "tuned" for e in arms["log"])
+        assert len(export_preferences(data / "picks.db")) == 8
+
     config = json.loads((out / "config.json").read_text())
     ft = config["extra"]["finetune"]
     assert config["name"] == "tuned" and config["step"] == 20 + 2

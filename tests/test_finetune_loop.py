@@ -39,8 +39,8 @@ def pick(client: MotionClient, prompt: str, chosen: int | None, n: int = 3) -> s
     return result.model
 
 
-def finetune_args(tmp_path, tiny_cache_dir, reward, *extra) -> list[str]:
-    return ["--method", "sopo", "--steps", "2", "--sample-steps", "2", "--reward", str(reward),
+def finetune_args(tmp_path, tiny_cache_dir, reward, *extra, method: str | None = "sopo") -> list[str]:
+    return (["--method", method] if method else []) + ["--steps", "2", "--sample-steps", "2", "--reward", str(reward),
             "--text-cache", str(text_cache_file(tiny_cache_dir)), "--eval-repeats", "0", "--device", "cpu",
             "--no-progress", "--log-every", "1", *extra]
 
@@ -91,6 +91,7 @@ def test_first_user_loop_with_none_good_typed_prompt_and_two_models(tmp_path, ti
         assert not (tmp_path / "xdg").exists()
         ft = json.loads((data / "models" / first / "config.json").read_text())["extra"]["finetune"]
         assert ft["batch_size"] == 7 and ft["hyperparameters"]["batch_size"] == 16
+        assert ft["tau_calibration"]["quantile"] == 0.5 and ft["tau_used"] == ft["tau_calibration"]["tau"]
         assert ft["none_good"]["picks"] == 2 and ft["none_good"]["unused"] == 1
         assert ft["items"]["by_source"] == {"pick": 6, "none-good+corpus": 1} and not ft["corpus_clips"]
         assert "batch 7" in (data / "models" / first / "report.md").read_text()
@@ -104,13 +105,16 @@ def test_first_user_loop_with_none_good_typed_prompt_and_two_models(tmp_path, ti
         assert {r.model_id for r in records} == {"tiny-mld", first}
         rc = finetune.main(["--picks", str(data / "picks.db"), "--base", str(data / "models" / first), "--corpus",
                             str(tiny_corpus), "--no-corpus-clips", "--server", server.endpoint,
-                            *finetune_args(tmp_path, tiny_cache_dir, reward)])
+                            *finetune_args(tmp_path, tiny_cache_dir, reward, method=None)])  # the default method
         out = capsys.readouterr()
         assert rc == 0, out.err
         second = served_model(server.endpoint)
         assert second not in ("tiny-mld", first) and (data / "models" / second / "config.json").is_file()
         ft = json.loads((data / "models" / second / "config.json").read_text())["extra"]["finetune"]
-        assert ft["none_good"]["picks"] == 4 and ft["none_good"]["with_corpus_motion"] == 2
+        assert ft["method"] == "offline-dpo" and ft["hyperparameters"]["scale"] == 1000.0
+        # none-good: HOPS and WALK take their corpus motion; TYPED's rejected candidates become more losers of the
+        # pick where the artist chose one for TYPED
+        assert ft["none_good"] == {"picks": 4, "with_corpus_motion": 2, "as_losers": 2, "as_prompt": 0, "unused": 0}
         assert ft["picks"]["model_ids"] == {"tiny-mld": 8, first: 3}
         assert f"reloaded: model {second}" in server.log()
 
@@ -174,22 +178,27 @@ def test_experiment_quick_run_end_to_end(tmp_path, tiny_checkpoint, tiny_corpus,
 
     evaluator = train_tiny_text_motion(tiny_corpus, tiny_cache_dir, tmp_path / "evaluator", "evaluator")
     out = tmp_path / "exp"
-    rc = sopo_experiment.main(["run", "--quick", "--base", str(tiny_checkpoint), "--corpus", str(tiny_corpus),
-                               "--evaluator", str(evaluator), "--reward", str(reward), "--text-cache",
-                               str(text_cache_file(tiny_cache_dir)), "--out", str(out), "--methods", "sft,sopo",
-                               "--sopo-taus", "0.45,1.01", "--device", "cpu", "--threads", "1", "--suite-file",
-                               str(write_tiny_suite(tmp_path / "suite.json")), "--curve-steps", "1"])
-    assert rc == 0
+    argv = ["run", "--quick", "--base", str(tiny_checkpoint), "--corpus", str(tiny_corpus), "--evaluator",
+            str(evaluator), "--reward", str(reward), "--text-cache", str(text_cache_file(tiny_cache_dir)), "--out",
+            str(out), "--methods", "sft,sopo", "--sopo-taus", "0.45,1.01", "--device", "cpu", "--threads", "1",
+            "--suite-file", str(write_tiny_suite(tmp_path / "suite.json")), "--curve-steps", "1"]
+    assert sopo_experiment.main(argv) == 0
     names = sorted(p.stem for p in (out / "results").glob("*.json"))
     assert names == ["base-s0", "base-suite", "corpus-sft-s0", "corpus-sopo-tau0.45-s0", "corpus-sopo-tau1.01-s0",
                      "picks-sft-s0", "picks-sopo-tau0.45-s0", "picks-sopo-tau1.01-s0", "real"]
     run = json.loads((out / "results" / "picks-sopo-tau1.01-s0.json").read_text())
     assert run["method"] == "sopo-tau1.01" and run["summary"]["hyperparameters"]["tau"] == 1.01
     assert run["summary"]["number_of_picks"] == 8 and run["final"]["frac_loser_above_tau"] == 0.0
-    assert [c["step"] for c in run["curve"]] == [1, 2] and run["curve"][1]["suite"]["overall"] == run["suite"]["overall"]
+    assert [c["step"] for c in run["curve"]] == [1, 2]
+    assert run["curve"][1]["suite"]["overall"] == run["suite"]["overall"]
     assert set(run["suite"]["rates"]) == set(json.loads((out / "results" / "base-suite.json").read_text())["rates"])
     table = (out / "results.md").read_text()
     assert "| picks | SoPo (tau 1.01) | 1 |" in table and "| corpus | SFT | 1 |" in table
+    # --rescore: the evaluator's numbers again from the saved checkpoints, the same evaluator: the same numbers
+    assert sopo_experiment.main(argv + ["--rescore"]) == 0
+    again = json.loads((out / "results" / "picks-sopo-tau1.01-s0.json").read_text())
+    assert again["row"]["metrics"]["fid"] == pytest.approx(run["row"]["metrics"]["fid"], rel=1e-4)
+    assert again["suite"] == run["suite"] and (out / "results.md").read_text().count("\n| ") == table.count("\n| ")
 
 
 def test_models_dir_fields_are_validated_and_optional():

@@ -170,3 +170,17 @@ def test_corpus_negative_set(tmp_path):
     assert row["auc"] == 0.0 and row["pairs"] == len(slow.matched) and row["auc_low"] <= row["auc_high"]
     table = hn.auc_table({"frames": [p.summary() for p in scored]})
     assert "| speed x0.5 |" in table and "| another clip |" in table
+
+
+def test_caption_subset_is_fixed_by_the_clip():
+    from server.eval.contrastive import caption_subset
+
+    caps = [Caption(f"caption {k}", "kinematic") for k in range(8)] + [Caption("caption 0", "paraphrase")]
+    a = Clip(id="a", source="s", skeleton="s", subject="1", take="t", split="train", licence="CC0", commercial_ok=True,
+             frames=10, captions=caps)
+    b = Clip(**{**a.__dict__, "id": "b"})
+    assert caption_subset(a, None) == [f"caption {k}" for k in range(8)]  # distinct, in corpus order
+    assert caption_subset(a, 3) == caption_subset(a, 3) and len(caption_subset(a, 3)) == 3
+    assert set(caption_subset(a, 3)) <= {c.text for c in caps}
+    assert caption_subset(a, 3) != caption_subset(b, 3) or caption_subset(a, 5) != caption_subset(b, 5)
+    assert caption_subset(a, 20) == caption_subset(a, None)

@@ -98,8 +98,10 @@ def test_drift_noise_is_smooth_and_has_the_asked_size():
 
 def test_ladder_runs_every_rung_and_writes_table_json_and_plot(models, corpus_dir, tiny_checkpoint, tmp_path):
     rungs = ladder.default_rungs(tiny_checkpoint, None)
-    assert [r.kind for r in rungs] == [REAL, GENERATOR, GENERATOR, GENERATOR, NOISE]
-    assert rungs[2].steps == 1 and rungs[3].guidance == 1.0 and not rungs[1].weaker and rungs[2].weaker
+    assert [r.kind for r in rungs] == [REAL, GENERATOR, GENERATOR, GENERATOR, GENERATOR, NOISE]
+    assert rungs[2].steps == 1 and rungs[3].guidance == 1.0 and rungs[4].guidance == 0.0
+    assert not rungs[1].weaker and all(r.weaker for r in rungs[2:])
+    assert ladder.default_rungs(tiny_checkpoint, tmp_path / "weak" / "checkpoint")[5].name == "weak model (weak)"
     lines = []
     dump = ladder.run(rungs, corpus_dir, models / "evaluator", _suite_file(tmp_path), seeds=(0,), candidates=1,
                       repeats=2, device="cpu", text_cache=corpus_dir / "text_cache.safetensors", out=tmp_path / "out",

@@ -108,13 +108,22 @@ def test_taste_experiment_runs_the_whole_path(tmp_path, tiny_checkpoint, tiny_co
         assert row["summary"]["number_of_picks"] == row["picks"]
     sopo_row = json.loads((out / "results" / "sopo-p4-s0.json").read_text())
     cal = sopo_row["summary"]["tau_calibration"]  # tau: the median reward of the reference's samples
-    assert cal["quantile"] == 0.5 and cal["samples"] == 2 * cal["captions"] and sopo_row["summary"]["tau_used"] == cal["tau"]
+    assert cal["quantile"] == 0.5 and cal["samples"] == 2 * cal["captions"]
+    assert sopo_row["summary"]["tau_used"] == cal["tau"]
     assert cal["reward_percentiles"]["25"] <= cal["tau"] <= cal["reward_percentiles"]["75"]
     table = (out / "taste.md").read_text()
     assert table in printed and table.count("\n| ") == 6  # the head, then rule, base and five runs
-    assert "Command: python server/sopo_experiment.py taste --base" in table
+    assert "Commands:\n    python server/sopo_experiment.py taste --base" in table
     assert "| SoPo | 4 | 1 |" in table and "| SFT | 2 | 1 |" in table
 
     # resumable: a second call finds every run done and only rewrites the table
     assert sopo_experiment.main(argv) == 0
     assert "server" not in capsys.readouterr().out.split("| Method")[0]
+
+    # --rescore: the evaluator's numbers again from the saved checkpoints (after the evaluator was retrained)
+    assert sopo_experiment.main(argv + ["--rescore"]) == 0
+    again = json.loads((out / "results" / "sopo-p4-s0.json").read_text())
+    assert again["evaluator_id"] and again["win_suite"] == sopo_row["win_suite"]
+    assert again["evaluator"]["fid"] == pytest.approx(sopo_row["evaluator"]["fid"], rel=1e-4)  # the same evaluator
+    commands = (out / "taste.md").read_text().split("Commands:\n")[1].splitlines()
+    assert len(commands) == 2 and commands[1].endswith("--rescore")  # the run (once, though run twice), the rescore

@@ -75,6 +75,24 @@ def test_foot_target_real_asks_for_the_real_foot_motion(tiny_corpus):
         FootContactLoss(LAYOUT, np.zeros(LAYOUT.dim), np.ones(LAYOUT.dim), 20.0, foot_target="zero")
 
 
+def test_still_plus_match_does_not_reward_freezing(tiny_corpus):
+    """"still" alone prefers a body that stops moving; "still+match" makes that cost the real foot speed."""
+    from server.model.contact_loss import foot_velocity_match
+
+    walk = torch.from_numpy(motion_to_features(Corpus(tiny_corpus).motion(0), LAYOUT))[None]
+    frozen = walk.clone()
+    frozen[:, :, LAYOUT.root_vel] = 0.0
+    frozen[:, :, LAYOUT.root_yaw_vel] = 0.0
+    frozen[:, :, LAYOUT.rot6d] = walk[:, :1, LAYOUT.rot6d]  # the first pose held
+    frozen[:, :, LAYOUT.root_height] = walk[:, :1, LAYOUT.root_height]
+    assert foot_velocity_match(walk, walk, None, LAYOUT, 20.0).item() == pytest.approx(0.0, abs=1e-9)
+    stats = (np.zeros(LAYOUT.dim, np.float32), np.ones(LAYOUT.dim, np.float32))
+    still = FootContactLoss(LAYOUT, *stats, 20.0, foot_target="still")
+    match = FootContactLoss(LAYOUT, *stats, 20.0, foot_target="still+match")
+    assert still(frozen, walk, None).item() < 1e-9 < still(walk, walk, None).item()
+    assert match(frozen, walk, None).item() > match(walk, walk, None).item()
+
+
 def test_foot_contact_loss_on_normalised_features_and_its_gradient_reaches_the_root():
     still, sliding = _features(_standing(30)), _features(_standing(30, speed=0.5))
     mean = torch.randn(LAYOUT.dim).numpy() * 0.1

@@ -127,7 +127,8 @@ def simulate_server(endpoint: str, prompts: list[tuple[str, float]], reward_mode
             scores, parts = score_candidates(reward_model, prompt, res.rotations, res.translation, res.fps, rule)
             pick = choose(scores, rule)
             client.pick(res.request_id, pick, idempotency_key=f"sim-{res.request_id}")
-            log.append({"prompt": prompt, "request_id": res.request_id, "model": res.model, "chosen": pick,
+            log.append({"prompt": prompt, "seconds": min(seconds, max_s), "request_id": res.request_id,
+                        "model": res.model, "chosen": pick,
                         "score": scores.tolist(), **parts})
             if progress is not None:
                 progress(k + 1, len(prompts))
@@ -159,7 +160,8 @@ def simulate_in_process(generator, db_path: Path, prompts: list[tuple[str, float
                 scores, parts = score_candidates(reward_model, req.prompt, rot, trans, generator.fps, rule)
                 pick = choose(scores, rule)
                 store.record_pick(f"sim-{rid}", rid, pick, None, client="simulate_picks")
-                log.append({"prompt": req.prompt, "request_id": rid, "model": generator.model_id, "chosen": pick,
+                log.append({"prompt": req.prompt, "seconds": float(req.seconds), "request_id": rid,
+                            "model": generator.model_id, "chosen": pick,
                             "score": scores.tolist(), **parts})
             if progress is not None:
                 progress(len(log), len(prompts))

@@ -52,6 +52,22 @@ def parse_grid(text: str) -> list[tuple[str, dict]]:
     return out
 
 
+def record_command(out: Path, command: str) -> None:
+    """Append `command` to <out>/commands.txt (once): the tables list every command that made their rows."""
+    if not command:
+        return
+    path = Path(out) / "commands.txt"
+    done = path.read_text().splitlines() if path.exists() else []
+    if command not in done:
+        path.write_text("\n".join(done + [command]) + "\n")
+
+
+def commands_note(out: Path) -> list[str]:
+    path = Path(out) / "commands.txt"
+    lines = [c for c in path.read_text().splitlines() if c.strip()] if path.exists() else []
+    return (["Commands:"] + [f"    {c}" for c in lines]) if lines else []
+
+
 def checkpoint_id(folder: Path) -> str | None:
     """The first 12 hex digits of the sha256 of a model folder's weights (which reward / evaluator a run used)."""
     import hashlib
@@ -81,8 +97,10 @@ def pack_cmd(args) -> int:
     return 0
 
 
-def _seed_means(row: dict) -> dict[str, float]:
-    """A row's per-metric mean over its repeats."""
+def _seed_means(row: dict | None) -> dict[str, float]:
+    """A row's per-metric mean over its repeats ({} when the evaluator did not score it)."""
+    if not row:
+        return {}
     return {k: float(np.mean(v)) for k, v in row["metrics"].items() if len(v)}
 
 
@@ -161,9 +179,11 @@ def _set_up(args) -> _Setup:
     t_start = time.time()
     settings = EvalSettings(evaluator=Path(args.evaluator), corpus=Path(args.corpus), text_cache=text_cache,
                             repeats=args.eval_repeats, max_clips=args.eval_max_clips, device=device)
-    context = load_eval_context(settings)
-    test = context[1]
-    print(f"test split: {len(test)} clips, R-precision batches of {test.r_batch}; device {device}", flush=True)
+    context = None
+    if args.eval_repeats > 0:  # 0: the suite only (the evaluator's numbers later, with --rescore)
+        context = load_eval_context(settings)
+        test = context[1]
+        print(f"test split: {len(test)} clips, R-precision batches of {test.r_batch}; device {device}", flush=True)
     base_model, info = load_checkpoint(base, device)
     suite = None
     if args.suite_seeds:
@@ -199,12 +219,12 @@ def _score_real_and_base(setup: _Setup, seeds: list[int], repeats: int) -> None:
     from server.align.finetune_report import evaluate_models
 
     real_path = setup.out / "results" / "real.json"
-    if not real_path.exists():
+    if setup.context is not None and not real_path.exists():
         row = evaluation.evaluate_real(setup.context[0], setup.context[1], max(repeats, 2), 0, setup.context[2])
         real_path.write_text(json.dumps(row))
     for seed in seeds:
         path = setup.out / "results" / f"base-s{seed}.json"
-        if not path.exists():
+        if setup.context is not None and not path.exists():
             setup.settings.seed = seed
             row = evaluate_models([("base", setup.base_model)], setup.info, setup.settings, setup.device,
                                   context=setup.context)[0]
@@ -282,12 +302,13 @@ def _run_one(setup: _Setup, args, source: str, method: str, tau: float, label: s
                    log=None, keep_models=True, on_step=on_step)
     train_s = time.time() - t0 - curve_s[0]
     setup.settings.seed = seed
-    row = evaluate_models([(name, res.policy)], setup.info, setup.settings, setup.device, context=setup.context)[0]
+    row = None if setup.context is None else evaluate_models([(name, res.policy)], setup.info, setup.settings,
+                                                             setup.device, context=setup.context)[0]
     suite = suite_scores(setup, res.policy, name)
     if suite is not None and steps_to_score:
         curve.append({"step": cfg.steps, "suite": _curve_point(suite)})
     path.write_text(json.dumps({"source": source, "method": label, "seed": seed, "row": row, "suite": suite,
-                                "curve": curve, "train_seconds": round(train_s, 1),
+                                "curve": curve, "train_seconds": round(train_s, 3),
                                 "eval_seconds": round(time.time() - t0 - train_s, 1),
                                 "reward_id": checkpoint_id(args.reward), "evaluator_id": checkpoint_id(args.evaluator),
                                 "final": res.history[-1], "summary": res.summary}, default=float))
@@ -338,6 +359,37 @@ def run_cmd(args) -> int:
     return 0
 
 
+def rescore_cmd(args) -> int:
+    """The evaluator's numbers again (Real, the base per seed, every finished run from its saved checkpoint) with the
+    evaluator and corpus there are now; rewrites results.md. The suite's numbers stay."""
+    from server.align.finetune_report import evaluate_models
+    from server.model.checkpoint import load_checkpoint
+
+    _apply_quick(args)
+    args.eval_repeats = max(1, args.eval_repeats)
+    setup = _set_up(args)
+    res = setup.out / "results"
+    for f in [res / "real.json"] + sorted(res.glob("base-s*.json")):
+        f.unlink(missing_ok=True)
+    seeds = sorted({json.loads(f.read_text())["seed"] for f in res.glob("*.json")
+                    if f.name not in ("real.json", "base-suite.json")})
+    _score_real_and_base(setup, seeds, args.eval_repeats)
+    for f in sorted(res.glob("*.json")):
+        obj = json.loads(f.read_text())
+        if f.name in ("real.json", "base-suite.json") or obj.get("method") == "base":
+            continue
+        model, _ = load_checkpoint(setup.out / "checkpoints" / f.stem, setup.device)
+        setup.settings.seed = obj["seed"]
+        obj["row"] = evaluate_models([(f.stem, model)], setup.info, setup.settings, setup.device,
+                                     context=setup.context)[0]
+        obj["evaluator_id"] = checkpoint_id(args.evaluator)
+        f.write_text(json.dumps(obj, default=float))
+        print(f"{f.stem}: " + ", ".join(f"{k} {v:.4f}" for k, v in _seed_means(obj["row"]).items()
+                                         if k in TABLE_METRICS), flush=True)
+    print(write_table(setup.out, getattr(args, "command", "")))
+    return 0
+
+
 # --- the table ---------------------------------------------------------------------------------------------
 
 def collect(out: Path) -> tuple[dict | None, dict[tuple[str, str], list[dict]]]:
@@ -354,11 +406,12 @@ def collect(out: Path) -> tuple[dict | None, dict[tuple[str, str], list[dict]]]:
     return real, groups
 
 
-def _cell(values: list[float], digits: int = 3, scale: float = 1.0) -> str:
+def _cell(values: list[float], digits: int = 3, scale: float = 1.0, signed: bool = False) -> str:
     if not values:
         return "-"
     mean, ci = metrics.mean_and_interval(values)
-    return f"{scale * mean:.{digits}f}±{scale * ci:.{digits}f}" if len(values) > 1 else f"{scale * mean:.{digits}f}"
+    m = f"{scale * mean:{'+' if signed else ''}.{digits}f}"
+    return f"{m}±{scale * ci:.{digits}f}" if len(values) > 1 else m
 
 
 def suite_paired(runs: list[dict], base: dict, wording: str | None = None) -> tuple[float, float, float] | None:
@@ -376,8 +429,9 @@ def suite_paired(runs: list[dict], base: dict, wording: str | None = None) -> tu
 
 def _paired_rel(runs: list[dict], base_runs: dict, metric: str) -> str:
     rel = [(m[metric] - base_runs[r["seed"]][metric]) / base_runs[r["seed"]][metric]
-           for r, m in ((r, _seed_means(r["row"])) for r in runs) if r["seed"] in base_runs and metric in m]
-    return "-" if not rel else _cell(rel, 2, 100.0) + "%"
+           for r, m in ((r, _seed_means(r["row"])) for r in runs)
+           if metric in m and metric in base_runs.get(r["seed"], {})]
+    return "-" if not rel else _cell(rel, 2, 100.0, signed=True) + "%"
 
 
 def _interval(t) -> str:
@@ -406,11 +460,14 @@ def write_table(out: Path, command: str = "") -> str:
 
     order = [("-", "base")] + sorted((k for k in groups if k[0] != "-"), key=order_key)
     for key in order:
-        runs = groups.get(key)
-        if not runs:
+        runs = groups.get(key) or ([] if key[1] == "base" and base_suite else None)
+        if runs is None:
             continue
         means = [_seed_means(r["row"]) for r in runs]
-        suites = [r["suite"] for r in runs if r.get("suite")] if key[1] != "base" else ([base_suite] if base_suite else [])
+        if key[1] == "base":
+            suites = [base_suite] if base_suite else []
+        else:
+            suites = [r["suite"] for r in runs if r.get("suite")]
         suite_cell = _cell([s["overall"][0] for s in suites], 1, 100.0) if suites else "-"
         skate_cell = _cell([s["physics"]["skate_ratio"][0] for s in suites], 1, 100.0) if suites else "-"
         is_base = key[1] == "base"
@@ -425,7 +482,9 @@ def write_table(out: Path, command: str = "") -> str:
                  "-" if is_base else _paired_rel(runs, base_runs, "fid"),
                  f"{np.mean(frac):.2f}" if frac else "-", f"{np.mean(train_s) / 60:.1f}" if train_s else "-"]
         lines.append("| " + " | ".join(cells) + " |")
-    example = next((r for k, runs in groups.items() if k[1] != "base" for r in runs), None)
+    runs_ = [(k, r) for k, runs in groups.items() if k[1] != "base" for r in runs]
+    plain = [(k, r) for k, r in runs_ if "@" not in k[1]]  # a run at the command's own settings, if any
+    example_key, example = (plain or runs_ or [(None, None)])[0]
     notes = ["", "Evaluator cells: mean over fine-tuning seeds (each seed: the mean over its evaluation repeats) ± 95% "
              "interval over seeds (1.96 std / sqrt(n)); vs base: mean paired relative change (same captions and noise "
              "per seed). Suite: pass rate of the run (mean over seeds); Δ: per prompt, the run's pass rate (mean over "
@@ -438,9 +497,10 @@ def write_table(out: Path, command: str = "") -> str:
                      f"({len(base_suite['rates'])} prompts).")
     if example is not None:
         hp = example["summary"]["hyperparameters"]
-        notes.append(f"Settings: {hp['steps']} steps x batch {hp['batch_size']}, lr {hp['lr']:g}, beta {hp['beta']:g}, "
+        which = "Settings" if "@" not in example_key[1] else f"Settings of the {method_name(example_key[1])} rows"
+        notes.append(f"{which}: {hp['steps']} steps x batch {hp['batch_size']}, lr {hp['lr']:g}, beta {hp['beta']:g}, "
                      f"tau {hp['tau']:g}" + (f" (quantile {hp['tau_quantile']:g})" if hp.get("tau_quantile") else "")
-                     + f" (rows may name another), C {hp['C']:g}, T*w(t) {hp['scale']:g}, K {example['summary']['k']}, "
+                     + f", C {hp['C']:g}, T*w(t) {hp['scale']:g}, K {example['summary']['k']}, "
                      f"device {example['summary']['device']}, base {example['summary']['base_name']}, reward "
                      f"{example['summary'].get('reward_model')}.")
     ids = sorted({f"reward {r.get('reward_id')}, evaluator {r.get('evaluator_id')}" for runs in groups.values()
@@ -452,8 +512,8 @@ def write_table(out: Path, command: str = "") -> str:
         s = json.loads(sim.read_text())
         notes.append(f"Simulated picks: {s['captions']} captions, {s['chosen']} chosen, {s['none_good']} none-good "
                      f"(rule: {json.dumps(s['rule'])}).")
-    if command:
-        notes.append("Command: " + command)
+    record_command(out, command)
+    notes += commands_note(out)
     text = "\n".join(lines + notes) + "\n"
     (out / "results.md").write_text(text)
     return text

@@ -144,7 +144,8 @@ class PreferenceTrainer:
         tau = float(torch.quantile(r, quantile))
         self.loss_cfg = sopo.LossConfig(beta=self.loss_cfg.beta, tau=tau, C=self.loss_cfg.C, scale=self.loss_cfg.scale)
         self.tau_calibration = {"quantile": quantile, "captions": len(chosen), "samples": int(r.numel()), "tau": tau,
-                                "reward_percentiles": {q: float(torch.quantile(r, q / 100)) for q in (5, 25, 50, 75, 95)}}
+                                "reward_percentiles": {q: float(torch.quantile(r, q / 100))
+                                                       for q in (5, 25, 50, 75, 95)}}
         return tau
 
     # --- errors -------------------------------------------------------------------------------------

@@ -28,7 +28,7 @@ import numpy as np
 
 from server.align import taste
 from server.align.artist import ArtistRule
-from server.align.experiment import ExperimentError, checkpoint_id
+from server.align.experiment import ExperimentError, checkpoint_id, commands_note, record_command
 from server.eval.metrics import normalize_caption
 
 METHOD_ORDER = ("sft", "offline-dpo", "online-dpo", "sopo")
@@ -196,7 +196,12 @@ def _set_up(args, log) -> _Context:
     corpus = Corpus(args.corpus)
     suite = load_suite(args.suite_file) if args.suite_file else load_suite()
     suite_keys = {normalize_caption(p.text) for p in suite.prompts}
-    train = distinct_captions(corpus, "train", args.picks, args.seed, exclude=suite_keys)
+    done = out / "picks.json"
+    if done.exists() and (out / "server" / "picks.db").exists():  # the prompts the artist picked on (the corpus may
+        log_ = json.loads(done.read_text())["log"]                  # have changed since)
+        train = [(e["prompt"], float(e.get("seconds", 0.0))) for e in log_]
+    else:
+        train = distinct_captions(corpus, "train", args.picks, args.seed, exclude=suite_keys)
     if len(train) < args.picks:
         raise ExperimentError(f"only {len(train)} distinct train captions outside the suite, {args.picks} asked")
     test = distinct_captions(corpus, "test", args.test_captions, args.seed + 1,
@@ -244,7 +249,7 @@ def _run_one(ctx: _Context, args, method: str, setting: str, over: dict, count: 
     train_s = time.time() - t0
     gen = in_memory_generator(res.policy, ctx.info, torch.device(ctx.device), name, ctx.text_cache)
     scored = score_model(gen, res.policy, ctx.info, ctx.held, ctx.eval_settings, ctx.eval_context, name, ctx.fps)
-    row = {"method": method, "setting": setting, "picks": count, "seed": seed, "train_seconds": round(train_s, 1),
+    row = {"method": method, "setting": setting, "picks": count, "seed": seed, "train_seconds": train_s,
            "eval_seconds": round(time.time() - t0 - train_s, 1), **compare(scored, ctx.base_scored, ctx.held),
            "reward_id": checkpoint_id(args.reward), "evaluator_id": checkpoint_id(args.evaluator),
            "final": res.history[-1], "summary": res.summary}
@@ -283,22 +288,67 @@ def run(args, log=print) -> int:
     return 0
 
 
+def rescore(args, log=print) -> int:
+    """Recompute the evaluator's numbers (FID, MM-Dist, R-precision) of the base and every finished run from their
+    saved checkpoints, with the evaluator and corpus there are now (they were retrained); rewrites taste.md."""
+    import torch
+
+    from server.align.finetune_report import EvalSettings, evaluate_models, load_eval_context
+    from server.model.checkpoint import load_checkpoint
+    from server.model.inference import default_checkpoint_dir
+    from server.model.text_encoder import DEFAULT_ENCODER, TextCache, default_cache_path
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    out, device = Path(args.out), args.device or "cpu"
+    base_path = out / "results" / "base.json"
+    if not base_path.exists():
+        raise ExperimentError(f"no taste experiment in {out} (results/base.json is missing)")
+    text_cache = TextCache(DEFAULT_ENCODER, args.text_cache or default_cache_path(DEFAULT_ENCODER))
+    settings = EvalSettings(evaluator=Path(args.evaluator), corpus=Path(args.corpus), text_cache=text_cache,
+                            repeats=max(1, args.eval_repeats), max_clips=args.eval_max_clips, device=device)
+    context = load_eval_context(settings)
+    base_model, info = load_checkpoint(Path(args.base) if args.base else default_checkpoint_dir(), device)
+    b_row = evaluate_models([("base", base_model)], info, settings, device, context=context)[0]
+    base = json.loads(base_path.read_text())
+    base["evaluator"] = {k: float(np.mean(v)) for k, v in b_row["metrics"].items() if len(v)}
+    base["evaluator_id"] = checkpoint_id(args.evaluator)
+    base_path.write_text(json.dumps(base, default=float))
+    for f in sorted((out / "results").glob("*.json")):
+        if f.name == "base.json":
+            continue
+        r = json.loads(f.read_text())
+        model, _ = load_checkpoint(out / "checkpoints" / f.stem, device)
+        t = evaluate_models([(f.stem, model)], info, settings, device, context=context)[0]["metrics"]
+        r["evaluator"] = {k: float(np.mean(v)) for k, v in t.items() if len(v)}
+        b = b_row["metrics"]
+        r["mm_dist_rel"] = float(np.mean([(x - y) / y for x, y in zip(t["mm_dist"], b["mm_dist"])]))
+        r["fid_rel"] = float(np.mean([(x - y) / y for x, y in zip(t["fid"], b["fid"])]))
+        r["evaluator_id"] = checkpoint_id(args.evaluator)
+        f.write_text(json.dumps(r, default=str))
+        log(f"{f.stem}: FID {r['evaluator']['fid']:.4f} ({100 * r['fid_rel']:+.1f}%), "
+            f"MM-Dist {100 * r['mm_dist_rel']:+.2f}%")
+    text = write_table(out, getattr(args, "command", ""))
+    log(text)
+    return 0
+
+
 # --- the table ---------------------------------------------------------------------------------------------
 
-def _mean_ci(values: list[float], scale: float = 100.0, digits: int = 1) -> str:
+def _mean_ci(values: list[float], scale: float = 100.0, digits: int = 1, signed: bool = False) -> str:
     from server.eval import metrics
 
     if not values:
         return "-"
     m, ci = metrics.mean_and_interval(values)
-    return f"{scale * m:.{digits}f}" + (f"±{scale * ci:.{digits}f}" if len(values) > 1 else "")
+    return f"{scale * m:{'+' if signed else ''}.{digits}f}" + (f"±{scale * ci:.{digits}f}" if len(values) > 1 else "")
 
 
 def _interval_cell(rows: list[dict], key: str, signed: bool = False) -> str:
     """One seed: 'm [lo, hi]'; several: the mean over seeds ± 95% interval over seeds."""
     if len(rows) == 1:
         return taste.fmt_interval(rows[0][key], signed=signed)
-    return _mean_ci([r[key][0] for r in rows])
+    return _mean_ci([r[key][0] for r in rows], signed=signed)
 
 
 def write_table(out: Path, command: str = "") -> str:
@@ -317,7 +367,8 @@ def write_table(out: Path, command: str = "") -> str:
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     ev = base.get("evaluator", {})
     phys = base["physics"]
-    lines.append(f"| Base | - | - | - | 50 | 50 | {base['arm_energy_suite']:.3f} | {100 * base['suite_overall'][0]:.1f} "
+    lines.append(f"| Base | - | - | - | 50 | 50 | {base['arm_energy_suite']:.3f} | "
+                 f"{100 * base['suite_overall'][0]:.1f} "
                  f"| - | - | {100 * phys['skate_ratio'][0]:.1f} | {phys['jerk'][0]:.0f} | "
                  f"{ev.get('fid', float('nan')):.3f} | - |")
     order = sorted(groups, key=lambda k: (METHOD_ORDER.index(k[0]) if k[0] in METHOD_ORDER else 9, k[1], -k[2]))
@@ -334,9 +385,10 @@ def write_table(out: Path, command: str = "") -> str:
             _interval_cell(rows, "suite_diff_heldout", True),
             _mean_ci([r["physics"]["skate_ratio"][0] for r in rows]),
             _mean_ci([r["physics"]["jerk"][0] for r in rows], 1.0, 0),
-            _mean_ci(fid, 1.0, 3) if fid else "-", _mean_ci(mm, 100.0, 2) if mm else "-"]) + " |")
+            _mean_ci(fid, 1.0, 3) if fid else "-", _mean_ci(mm, 100.0, 2, True) if mm else "-"]) + " |")
     picks = json.loads((out / "picks.json").read_text()) if (out / "picks.json").exists() else {}
-    example = next((r for rows in groups.values() for r in rows), None)
+    example = next((r for k, rows in groups.items() if not k[1] for r in rows),  # the command's own settings
+                   next((r for rows in groups.values() for r in rows), None))
     notes = ["", f"Artist: taste arm-energy (mean wrist speed relative to the pelvis, smoothed over 0.25 s), "
              f"{picks.get('captions', '?')} distinct train captions x 4 candidates through a real server, "
              f"{picks.get('chosen', '?')} chosen, {picks.get('none_good', '?')} 'none are good' (best below "
@@ -348,16 +400,17 @@ def write_table(out: Path, command: str = "") -> str:
              "seeds: mean ± 95% interval over seeds. Δ: paired difference to the base (per-prompt pass rates)."]
     if example is not None:
         hp, s = example["summary"]["hyperparameters"], example["summary"]
-        notes.append(f"Settings: {hp['steps']} steps x batch {s['batch_size']} (fewer when fewer picks are usable), "
+        which = f"Settings of the ({example['setting']}) rows" if example.get("setting") else "Settings"
+        notes.append(f"{which}: {hp['steps']} steps x batch {hp['batch_size']} (fewer when fewer picks are usable), "
                      f"lr {hp['lr']:g}, beta {hp['beta']:g}, T*w(t) {hp['scale']:g}, K {s['k']}, tau "
                      f"{hp['tau']:g} (quantile {hp.get('tau_quantile', 0):g}), device {s['device']}, base "
                      f"{s['base_name']}, reward {s.get('reward_model')}.")
     ids = sorted({f"reward {r.get('reward_id')}, evaluator {r.get('evaluator_id')}" for rows in groups.values()
-                  for r in rows if r.get("reward_id")})
+                  for r in rows if r.get("reward_id") or r.get("evaluator_id")})
     if ids:
         notes.append("Models (sha256 of the weights): " + "; ".join(ids) + ".")
-    if command:
-        notes.append(f"Command: {command}")
+    record_command(out, command)
+    notes += commands_note(out)
     text = "\n".join(lines + notes) + "\n"
     (out / "taste.md").write_text(text)
     return text

@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import math
 import time
+import zlib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -55,6 +56,7 @@ class TrainConfig:
     model: dict = field(default_factory=dict)  # overrides of the kind's TextMotionConfig
     hard_negatives: list[str] | None = None  # types of hn.NEGATIVE_TYPES; None: DEFAULT_NEGATIVES[kind]
     wording: str = "train"  # "train": leave out captions with a held-out-half word; "all": keep every caption
+    captions_per_clip: int | None = None  # at most this many captions per clip (`caption_subset`); None: all
 
     def resolved_seed(self) -> int:
         return DEFAULT_SEEDS[self.kind] if self.seed is None else self.seed
@@ -214,6 +216,21 @@ def collect_texts(corpus: Corpus) -> list[str]:
     return sorted({c.text for clip in corpus.clips for c in clip.captions})
 
 
+def caption_subset(clip, n: int | None) -> list[str]:
+    """At most `n` distinct caption texts of a clip, a subset fixed by the clip id (crc32-seeded shuffle), so that
+    training and whoever fills the text cache pick the same ones. None: all of them, in corpus order."""
+    texts = list(dict.fromkeys(c.text for c in clip.captions))
+    if n is None or len(texts) <= n:
+        return texts
+    order = np.random.default_rng(zlib.crc32(clip.id.encode("utf-8"))).permutation(len(texts))
+    return [texts[i] for i in sorted(order[:n])]
+
+
+def training_texts(corpus: Corpus, n: int | None, splits=("train", "val")) -> list[str]:
+    """Every caption text training reads (`caption_subset` of each clip of `splits`), sorted."""
+    return sorted({t for s in splits for i in corpus.indices(s) for t in caption_subset(corpus.clips[i], n)})
+
+
 def uses_heldout_wording(text: str) -> bool:
     """True when a caption uses a word of the held-out half of the paraphrase grammar (never trained on)."""
     return not heldout_vocabulary().isdisjoint(words(text))
@@ -247,7 +264,7 @@ def load_data(corpus_path: str | Path, cfg: TrainConfig, text_cache: TextCache |
               log: Callable[[str], None], progress: bool = False) -> TrainingData:
     """The corpus's captions (embedded once) and its train and val clips as FK joint positions."""
     corpus = Corpus(corpus_path)
-    texts = collect_texts(corpus)
+    texts = collect_texts(corpus) if cfg.captions_per_clip is None else training_texts(corpus, cfg.captions_per_clip)
     if cfg.wording not in WORDINGS:
         raise ValueError(f"wording must be one of {WORDINGS}, got {cfg.wording!r}")
     if cfg.wording == "train":

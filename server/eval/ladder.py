@@ -3,7 +3,8 @@
     python server/evaluate.py --ladder --weak runs/ladder/weak-mld
 
 Rungs, best first: Real; the default model; the default with 1 sampling step; the default without
-guidance (guidance 1); a weaker model (a small MLD trained briefly on a CPU, `--weak`); Real with
+guidance (guidance 1: the conditional model alone); the default ignoring the text (guidance 0: the
+unconditional model); a weaker model (a small MLD trained briefly on a CPU, `--weak`); Real with
 noise (smooth random drift of every joint and of the path, `NOISE_RAD`, `NOISE_M`). Each rung gets the prompt-following suite's pass rate (`suite.py`: generators on the suite's
 prompts, seeds x candidates; the Real rungs on the corpus clips whose captions name a category;
 all compared as the mean over the categories with >= 10 real clips, 95% bootstrap interval
@@ -52,9 +53,11 @@ def default_rungs(default: Path, weak: Path | None, noise_rad: float = NOISE_RAD
                   ) -> list[Rung]:
     rungs = [Rung("Real", REAL, weaker=False), Rung("default", GENERATOR, str(default), weaker=False),
              Rung("default, 1 sampling step", GENERATOR, str(default), steps=1),
-             Rung("default, guidance 1 (none)", GENERATOR, str(default), guidance=1.0)]
+             Rung("default, guidance 1 (no guidance)", GENERATOR, str(default), guidance=1.0),
+             Rung("default, guidance 0 (text ignored)", GENERATOR, str(default), guidance=0.0)]
     if weak is not None:
-        rungs.append(Rung(f"weak model ({Path(weak).name})", GENERATOR, str(weak)))
+        name = Path(weak).parent.name if Path(weak).name == "checkpoint" else Path(weak).name
+        rungs.append(Rung(f"weak model ({name})", GENERATOR, str(weak)))
     rungs.append(Rung(evaluation.noise_name(noise_rad, noise_m, "drift"), NOISE))
     return rungs
 
@@ -96,8 +99,8 @@ class RungResult:
         return mean, mean - half, mean + half
 
 
-def _suite_real(corpus, progress) -> suite.SuiteResult:
-    return suite.score_real(corpus, progress=progress)
+def _suite_real(corpus, progress, name: str = "Real") -> suite.SuiteResult:
+    return suite.score_real(corpus, progress=progress, name=name)
 
 
 def score_rung(rung: Rung, ctx: dict, progress: Callable | None, log: Callable) -> tuple[suite.SuiteResult, dict]:
@@ -107,7 +110,7 @@ def score_rung(rung: Rung, ctx: dict, progress: Callable | None, log: Callable) 
         result = _suite_real(ctx["corpus"], progress)
         row = evaluation.evaluate_real(ev, test, repeats, seed, texts, progress)
     elif rung.kind == NOISE:
-        result = _suite_real(NoisyCorpus(ctx["corpus"], ctx["noise"][0], ctx["noise"][1], seed), progress)
+        result = _suite_real(NoisyCorpus(ctx["corpus"], ctx["noise"][0], ctx["noise"][1], seed), progress, rung.name)
         row = evaluation.evaluate_degraded(ev, test, repeats, seed, texts, progress, *ctx["noise"], kinds=("drift",))[0]
     elif rung.kind == GENERATOR:
         from server.model.inference import MotionGenerator
@@ -262,7 +265,7 @@ def plot(results: Sequence[RungResult], path: Path, keys: Sequence[str] = ("suit
                 c = colors[r.rung.kind] if r.rung.weaker or r.rung.kind == REAL else "#222222"
                 ax.barh(yi, m, color=c, alpha=0.55)
                 ax.errorbar(m, yi, xerr=[[m - lo], [hi - m]], fmt="o", color=c, capsize=3)
-        ax.set_title(labels[key] + (" (%)" if key == "suite" else ""))
+        ax.set_title("Suite pass rate (%)" if key == "suite" else labels[key])
         ax.grid(axis="x", alpha=0.3)
     axes[0].set_yticks(y)
     axes[0].set_yticklabels([r.rung.name for r in results])

@@ -346,8 +346,8 @@ def markdown_table(results: Sequence[SuiteResult]) -> str:
     """Pass rates (%, [95% interval]) per category, overall and per wording, one column per result; a Real
     result's rows line up by category (its own extra rows, e.g. waves with both hands, come last)."""
     gens = [r for r in results if not r.real]
-    order = list(dict.fromkeys(x.name for r in gens for x in r.categories))
-    order += [x.name for r in results for x in r.categories if x.name not in order and x.units]
+    order = list(dict.fromkeys([x.name for r in gens for x in r.categories]
+                               + [x.name for r in results for x in r.categories if x.units]))
     tail = ["overall"] + [f"{w} wording" for w in WORDINGS if any(r.row(f"{w} wording") for r in results)]
     units = {n: next((str(r.row(n).units) for r in gens if r.row(n)), "") for n in order + tail}
     head = ["Category", "Prompts"] + [f"{r.name} pass % ↑" for r in results]

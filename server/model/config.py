@@ -125,7 +125,8 @@ class TrainConfig:
     vel_weight: float = 1.0  # loss on feature differences between frames (smoothness of x0)
     foot_weight: float = 0.0  # foot-contact loss (server/model/contact_loss.py) on the MLD VAE's reconstructions / MDM's x0
     latent_foot_weight: float = 0.0  # MLD denoiser: the same loss on its x0 decoded by the frozen VAE decoder
-    foot_target: str = "still"  # foot-contact loss: "still" (feet in contact do not move, MDM's) | "real" (move as real)
+    foot_target: str = "still"  # foot-contact loss: "still" (feet in contact do not move, MDM's) | "real" (move as
+    # real while in contact) | "still+match" ("still" + foot velocities matched to the real ones in every frame)
     init_from: str = ""  # warm start: a checkpoint folder, or a name in server/checkpoints ("default" = the bundled
     # default); its weights, feature statistics and latent scale; the model config must match its shape fields
     stages: str = ""  # comma-separated stages to run ("denoiser" = keep the init's VAE); "" = the family's all
@@ -163,7 +164,7 @@ def preset(name: str) -> RunConfig:
                                 vae_layers=3, patch_frames=4)
         cfg.train = TrainConfig(name="mld", batch_size=256, lr=3e-4, vae_lr=3e-4, vae_steps=4500, steps=4500,
                                 eval_every=1500, save_every=0, log_every=250, save_dtype="float16",
-                                foot_weight=4.0)  # docs/training.md "Foot-contact loss": 1 and 4 tried, 4 slid least
+                                foot_weight=1.0, foot_target="still+match")  # docs/training.md "The foot-contact loss"
     elif name == "mdm":
         cfg.model = ModelConfig(family="mdm", beta_schedule="squaredcos_cap_v2", default_guidance=2.5, default_steps=20,
                                 d_model=256, heads=4, ff=1024, layers=6, dropout=0.1)
