@@ -3,26 +3,20 @@ the artist's own SMPL model file for a real body (read locally: see body.py)."""
 import bpy
 from bpy.props import EnumProperty, FloatProperty, IntProperty, StringProperty
 
-from . import body
+from . import body, callbacks
 from .client import ClientError, Curve
 
 DEFAULT_ADDRESS = "tcp://127.0.0.1:5555"
-
-
-def _connection_changed(self, context) -> None:
-    from . import session  # session imports this module
-
-    session.address_changed()
 
 
 class SOPO_AddonPreferences(bpy.types.AddonPreferences):
     bl_idname = __package__
 
     server_address: StringProperty(
-        name="Server address", default=DEFAULT_ADDRESS, update=_connection_changed,
+        name="Server address", default=DEFAULT_ADDRESS, update=callbacks.connection_changed,
         description="ZeroMQ endpoint of `python server/serve.py` (tcp://HOST:PORT)")
     reach_timeout: FloatProperty(
-        name="Answer within", default=1.5, min=0.2, max=60.0, unit='TIME_ABSOLUTE', update=_connection_changed,
+        name="Answer within", default=1.5, min=0.2, max=60.0, unit='TIME_ABSOLUTE', update=callbacks.connection_changed,
         description="A server that says nothing for this long after a hello is reported unreachable "
                     "(a Generate sent to it fails, a Pick waits in the outbox)")
     timeout: FloatProperty(
@@ -32,11 +26,11 @@ class SOPO_AddonPreferences(bpy.types.AddonPreferences):
         name="Retries", default=2, min=0, max=20,
         description="How many times a silent request is sent again before giving up")
     server_key: StringProperty(
-        name="Server public key", default="", update=_connection_changed,
+        name="Server public key", default="", update=callbacks.connection_changed,
         description="CURVE public key of the server (the 40-character Z85 key in its server.key); "
                     "needed when the server is bound beyond this computer")
     client_key_file: StringProperty(
-        name="Client key file", default="", subtype='FILE_PATH', update=_connection_changed,
+        name="Client key file", default="", subtype='FILE_PATH', update=callbacks.connection_changed,
         description="This computer's CURVE key pair (NAME.key_secret made by server/make_keys.py)")
     unpicked: EnumProperty(
         name="After a pick", default='HIDE',
@@ -45,15 +39,15 @@ class SOPO_AddonPreferences(bpy.types.AddonPreferences):
                ('KEEP', "Keep all", "Leave every candidate as it is")),
         description="What happens to the other candidates when one is picked")
     smpl_model_path: StringProperty(
-        name="SMPL model", default="", subtype='FILE_PATH', update=lambda self, context: body.reload(self),
+        name="SMPL model", default="", subtype='FILE_PATH', update=callbacks.smpl_changed,
         description="Your SMPL model file (.npz, e.g. SMPL_NEUTRAL.npz or AMASS's SMPL-H model.npz) or a folder "
                     "holding one: candidates then get this body instead of capsules. Read on this computer, "
                     "never sent; a .pkl must be converted once (python -m server.data.body_model --to-npz)")
     smpl_betas: StringProperty(
-        name="Betas", default="", update=lambda self, context: body.reload(self),
+        name="Betas", default="", update=callbacks.smpl_changed,
         description="Body shape: the SMPL betas separated by commas (e.g. 1.5, -0.3); empty for the template body")
     smpl_gender: EnumProperty(
-        name="Gender", default='NEUTRAL', items=body.GENDER_ITEMS, update=lambda self, context: body.reload(self),
+        name="Gender", default='NEUTRAL', items=body.GENDER_ITEMS, update=callbacks.smpl_changed,
         description="Which model to use when the SMPL model path is a folder")
 
     def draw(self, context):

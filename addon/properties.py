@@ -2,21 +2,7 @@
 import bpy
 from bpy.props import BoolProperty, EnumProperty, FloatProperty, IntProperty, PointerProperty, StringProperty
 
-from . import bone_maps, session
-
-
-def _model_search(self, context, edit_text):
-    """Suggest the checkpoints the server listed in its last hello_ok."""
-    return [name for name in session.server_models() if edit_text.lower() in name.lower()]
-
-
-# A StringProperty with a `search` callback makes the bpy 4.2 module crash when Python exits (even
-# once unregistered; checked with bpy 4.2.23 and 5.0.1): the suggestions need Blender 5.0 or later.
-MODEL_SEARCH = {"search": _model_search} if bpy.app.version >= (5, 0, 0) else {}
-
-
-def _is_curve(self, obj) -> bool:
-    return obj.type == 'CURVE'
+from . import bone_maps, callbacks
 
 
 class SOPO_PG_motion(bpy.types.PropertyGroup):
@@ -29,7 +15,7 @@ class SOPO_PG_motion(bpy.types.PropertyGroup):
     random_seed: BoolProperty(name="Random", default=True, description="Use a new random seed each time")
     guidance: FloatProperty(name="Guidance", default=2.5, min=0.0, max=20.0,
                             description="Classifier-free guidance: higher follows the prompt more closely")
-    model: StringProperty(name="Model", default="", **MODEL_SEARCH,
+    model: StringProperty(name="Model", default="", search=callbacks.model_search,
                           description="Checkpoint on the server (empty: the server's loaded model)")
     # Artist controls (request.py, constraints.py)
     use_start_pose: BoolProperty(name="Start from the current pose", default=False,
@@ -45,7 +31,7 @@ class SOPO_PG_motion(bpy.types.PropertyGroup):
     use_path: BoolProperty(name="Follow path", default=False,
                            description="The hips follow the curve from its first point to its last, the body facing "
                                        "along it")
-    path_curve: PointerProperty(type=bpy.types.Object, name="Path", poll=_is_curve,
+    path_curve: PointerProperty(type=bpy.types.Object, name="Path", poll=callbacks.is_curve,
                                 description="A curve object with one spline (drawn on the floor)")
     path_speed: FloatProperty(name="Speed", default=0.0, min=0.0, max=15.0, unit='VELOCITY',
                               description="Walk the path at this speed (0: the motion's own pace, reaching the "

@@ -15,10 +15,17 @@ loaded and how long it takes to answer. A server that says nothing within the pr
 a Pick stays in the outbox with a note. A server that sends progress is alive however long the
 generation takes. The client follows the preferences: a corrected address is used by the next
 request (a new client as soon as no generation runs on the old one).
+
+Older servers: a protocol 1.0 server refuses a `generate` carrying fields it does not know
+(`want_confidence`, `foot_cleanup`) with `bad_field`, and its `hello_ok` says `protocol` 1 like a 1.1
+one. When the refusal names only such optional fields, the generation is sent again without them
+(no confidence shown; the server's own foot handling) and the fields are remembered for that address,
+so the next Generate leaves them out at once.
 """
 from __future__ import annotations
 
 import os
+import re
 import time
 from dataclasses import dataclass, field
 
@@ -37,6 +44,10 @@ BUSY_PROBE = 2.0  # seconds between hellos while a generation runs
 IDLE_RETRY = 15.0  # seconds between attempts to deliver waiting picks
 # Pick errors that will not change by sending again: the pick is kept under `failed`.
 FINAL_PICK_ERRORS = (P.UNKNOWN_REQUEST, P.BAD_INDEX, P.DUPLICATE_KEY, P.BAD_FIELD)
+# `generate` fields newer than protocol 1.0 that a request may do without: a server that does not know
+# them answers as it always did (no prompt confidence; its own foot handling).
+OPTIONAL_GENERATE_FIELDS = ("want_confidence", "foot_cleanup")
+_UNKNOWN_FIELDS = re.compile(r"has unknown fields \[([^\]]*)\]")
 
 
 @dataclass
@@ -65,6 +76,8 @@ class State:
     client_config: tuple = ()
     generate_id: str | None = None  # the one generate request in flight
     generate_info: dict = field(default_factory=dict)
+    generate_params: dict = field(default_factory=dict)  # P.generate's arguments, to send it again
+    unknown_fields: dict = field(default_factory=dict)  # endpoint -> generate fields its server refused
     picks_in_flight: dict = field(default_factory=dict)  # message id -> idempotency key
     hello: dict | None = None  # fields of the server's last hello_ok
     connection: Connection = field(default_factory=Connection)
@@ -223,14 +236,12 @@ def generate(scene: bpy.types.Scene, prompt: str, n: int, seconds: float, seed: 
     if _state.generate_id is not None:
         raise ClientError("a generation is already running: cancel it first")
     client = _client()
-    try:
-        message = P.generate(prompt, n=n, seconds=float(seconds), seed=int(seed), guidance=float(guidance),
-                             model=model or None, steps=steps, constraints=constraints,
-                             foot_cleanup=bool(foot_cleanup), want_confidence=True)
-    except P.ProtocolError as exc:
-        raise ClientError(f"cannot send generate: {exc.message}") from None
-    client.send(message)
+    params = dict(prompt=prompt, n=n, seconds=float(seconds), seed=int(seed), guidance=float(guidance),
+                  model=model or None, steps=steps, constraints=constraints, foot_cleanup=bool(foot_cleanup),
+                  want_confidence=True)
+    message = _send_generate(client, params)
     _state.generate_id = message.id
+    _state.generate_params = params
     _state.generate_info = {"scene": scene.name, "prompt": prompt, "sent": time.monotonic(), "n": n,
                             "first_frame": first_frame,
                             "anchor": None if anchor is None else [float(v) for v in np.ravel(anchor)],
@@ -240,6 +251,48 @@ def generate(scene: bpy.types.Scene, prompt: str, n: int, seconds: float, seed: 
     set_status(f"Sent to {client.endpoint}: waiting for the server", progress=0.0)
     _ensure_timer()
     return message.id
+
+
+def _send_generate(client: Client, params: dict) -> P.Message:
+    """Build and send a generate from P.generate's `params`, leaving out the optional fields this server refused."""
+    refused = _state.unknown_fields.get(client.endpoint, ())
+    try:
+        message = P.generate(**{k: v for k, v in params.items() if k not in refused})
+    except P.ProtocolError as exc:
+        raise ClientError(f"cannot send generate: {exc.message}") from None
+    client.send(message)
+    return message
+
+
+def unknown_optional_fields(error: P.Message) -> set[str]:
+    """The optional generate fields an older server's `bad_field` error names as unknown; empty when it names
+    any other field too (then leaving fields out would not help, or would change the request)."""
+    if error.fields.get("code") != P.BAD_FIELD:
+        return set()
+    found = _UNKNOWN_FIELDS.search(error.fields.get("message") or "")
+    names = set(re.findall(r"'([^']+)'", found.group(1))) if found else set()
+    return names if names and names <= set(OPTIONAL_GENERATE_FIELDS) else set()
+
+
+def _retry_without(fields: set[str]) -> bool:
+    """The server refused optional generate fields: remember that for its address and send the running
+    generation again without them. False when there is nothing left to leave out (or no client)."""
+    client = _state.client
+    if client is None or not fields:
+        return False
+    refused = _state.unknown_fields.setdefault(client.endpoint, set())
+    if fields <= refused:
+        return False  # already left out and refused again: something else is wrong
+    refused |= fields
+    try:
+        message = _send_generate(client, _state.generate_params)
+    except ClientError as exc:
+        set_status(str(exc), 'ERROR')
+        return False
+    _state.generate_id = message.id
+    set_status(f"Sent to {client.endpoint} again, without {', '.join(sorted(refused))} (an older server): "
+               "waiting for the server", progress=0.0)
+    return True
 
 
 def generating() -> bool:
@@ -383,6 +436,8 @@ def _on_generate(event: Event) -> None:
     if event.type == "progress":
         text, fraction = progress_text(event.reply.fields["step"], event.reply.fields["total"])
         set_status(text, progress=fraction)
+        return
+    if event.type == "error" and _retry_without(unknown_optional_fields(event.reply)):
         return
     info = _state.generate_info
     _state.generate_id = None

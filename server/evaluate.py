@@ -9,7 +9,7 @@ Each --checkpoint is a name from the models folder (DATA/models), a bundled name
 (the bundled default), or a checkpoint folder. Evaluation v2 (server/eval/):
 
     python server/evaluate.py --checkpoint default --heldout        # + rows in held-out wording
-    python server/evaluate.py --ladder --weak runs/ladder/weak-mld   # the separation ladder
+    python server/evaluate.py --ladder   # the separation ladder
     python server/evaluate.py --reward-auc --checkpoint default      # reward AUCs vs hard negatives
 """
 from __future__ import annotations
@@ -27,7 +27,7 @@ import torch  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
 from server.data.corpus import Corpus, CorpusError  # noqa: E402
-from server.eval import evaluation  # noqa: E402
+from server.eval import evaluation, ladder  # noqa: E402
 from server.eval.evaluator import DEFAULT_EVALUATOR_DIR, DEFAULT_REWARD_DIR, Evaluator  # noqa: E402
 from server.model.checkpoint import CheckpointError  # noqa: E402
 from server.model.device import DeviceError, resolve_device  # noqa: E402
@@ -73,7 +73,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--heldout", action="store_true", help="also rows with the test captions in held-out wording")
     p.add_argument("--pool-size", type=int, default=32, help="clips per hard retrieval pool (default 32)")
     p.add_argument("--ladder", action="store_true", help="the separation ladder instead (suite + retrieval per rung)")
-    p.add_argument("--weak", type=Path, default=None, help="--ladder: the weak model's checkpoint folder")
+    p.add_argument("--weak", type=Path, default=ladder.WEAK_CHECKPOINT,
+                   help="--ladder: the weak model's checkpoint folder (default: the bundled server/eval/weak-mld)")
     p.add_argument("--noise", type=float, nargs=2, default=None, metavar=("RAD", "M"),
                    help="--ladder: the Real + noise rung's rotation (rad) and pelvis (m) drift (default 1.0 0.5)")
     p.add_argument("--plot", type=Path, default=Path("docs/ladder.png"), help="--ladder: where the plot goes")
@@ -174,7 +175,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _v2(args: argparse.Namespace, argv: list[str] | None) -> int:
     """--ladder (server/eval/ladder.py) or --reward-auc (server/eval/reward_report.py)."""
-    from server.eval import ladder, reward_report
+    from server.eval import reward_report
     from server.eval.suite import DEFAULT_SUITE, SuiteError
 
     if args.threads:

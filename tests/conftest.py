@@ -56,3 +56,13 @@ def tiny_checkpoint(tiny_corpus, tiny_cache_dir, tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_mdm_checkpoint(tiny_corpus, tiny_cache_dir, tmp_path_factory) -> Path:
     return train_tiny("mdm", tiny_corpus, tiny_cache_dir, tmp_path_factory.mktemp("tiny_runs_mdm"), "tiny-mdm")
+
+
+def pytest_unconfigure(config):
+    """Let go of `bpy` once the session is over. The bpy 4.2 module tears Blender down only when the
+    interpreter frees the `bpy` module; pytest keeps the fixtures tests/bpy_support.py defines (functions whose
+    globals hold `bpy`) until after Python has cleared its modules, so `bpy` outlived the interpreter and
+    Blender's C++ destructors then died in Python's place (SIGSEGV after the summary, a failing exit code)."""
+    support = sys.modules.get("bpy_support")
+    if support is not None:
+        vars(support).pop("bpy", None)

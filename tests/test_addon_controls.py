@@ -3,7 +3,8 @@
 
 Start from the current pose (an artist's Mixamo rig through its bone map, and a candidate armature), end at
 the pose at frame N, loop, follow a path (in the world and in a rig's space), keep the upper or lower body of a
-picked candidate, foot cleanup on and off, the low-confidence warning, and the errors the status line shows.
+picked candidate, foot cleanup on and off, the low-confidence warning (and a protocol 1.0 server, which knows no
+confidence: the add-on sends again without it), and the errors the status line shows.
 Positions are compared in the world: the candidates stand where the rig stands.
 """
 from __future__ import annotations
@@ -13,9 +14,10 @@ import shutil
 import numpy as np
 import pytest
 
-from bpy_support import PREFIX, Addon, addon, bpy, build_mixamo_rig, free_port, smooth_motion  # noqa: F401
+from bpy_support import PREFIX, ROOT, Addon, addon, bpy, build_mixamo_rig, free_port, smooth_motion  # noqa: F401
 
 from server.model.confidence import build_index
+from server.service import server_process
 from server.service.picks import PicksStore
 from server.service.server_process import ServerProcess
 from shared import constraints as C
@@ -38,6 +40,43 @@ def server(tmp_path_factory, tiny_checkpoint, tiny_corpus):
     shutil.copytree(tiny_checkpoint, folder)
     build_index(folder, tiny_corpus, held_out=HELD_OUT, log=lambda *a: None).save(folder)
     process = ServerProcess(data, "--checkpoint", "tiny", bind=f"tcp://127.0.0.1:{free_port()}")
+    yield process
+    process.stop()
+
+
+# serve.py speaking protocol 1.0 (its messages as in shared/protocol.py before v1.1: no foot_cleanup,
+# want_confidence or constraints on a generate, no confidence in a result, no models folder): the real service,
+# with the protocol's message table narrowed before it starts.
+PROTOCOL_1_0_SERVE = """
+import dataclasses, runpy, sys
+sys.path.insert(0, {root!r})
+from shared import protocol as P
+for name, fields in {{"hello": ("client",),
+                     "generate": ("prompt", "n", "seconds", "seed", "guidance", "steps", "model"),
+                     "result": ("request_id", "model", "fps", "seed", "steps", "guidance"),
+                     "hello_ok": ("request_id", "protocol", "server", "models", "model", "limits", "skeleton",
+                                  "device")}}.items():
+    P.MESSAGE_TYPES[name] = dataclasses.replace(P.MESSAGE_TYPES[name], fields=fields, optional_arrays=())
+sys.argv[0] = {serve!r}
+runpy.run_path({serve!r}, run_name="__main__")
+"""
+
+
+@pytest.fixture(scope="module")
+def server_1_0(tmp_path_factory, tiny_checkpoint, tiny_corpus):
+    """A protocol 1.0 serve.py on the tiny checkpoint, with the caption index (so only the protocol stops it
+    from sending a confidence)."""
+    data = tmp_path_factory.mktemp("server-1.0")
+    folder = data / "models" / "tiny"
+    shutil.copytree(tiny_checkpoint, folder)
+    build_index(folder, tiny_corpus, held_out=HELD_OUT, log=lambda *a: None).save(folder)
+    launcher = data / "serve_1_0.py"
+    launcher.write_text(PROTOCOL_1_0_SERVE.format(root=str(ROOT), serve=str(server_process.SERVE)))
+    serve, server_process.SERVE = server_process.SERVE, launcher  # ServerProcess runs `python SERVE ARGS`
+    try:
+        process = ServerProcess(data, "--checkpoint", "tiny", bind=f"tcp://127.0.0.1:{free_port()}")
+    finally:
+        server_process.SERVE = serve
     yield process
     process.stop()
 
@@ -338,6 +377,46 @@ def test_a_prompt_far_from_the_training_data_shows_a_warning(addon, server):
     inside, _ = generate(addon, server, prompt=PROMPT, count=1)
     assert not inside["sopo_low_confidence"] and addon.session.confidence_warning(inside) is None
     assert not [line for line in draw_main_panel(addon) if "training data" in str(line)]
+
+
+def test_a_protocol_1_0_server_gets_the_generate_again_without_the_newer_fields(addon, server_1_0):
+    """A 1.0 server refuses `want_confidence` and `foot_cleanup` (bad_field, unknown fields): the add-on sends the
+    generation again without them, remembers that for this address, and the panel works without a confidence."""
+    session, props = addon.session, bpy.context.scene.sopo_motion
+    sent, received = [], []
+    for prompt in ("a person plays the violin", PROMPT):  # far from the training data, then near it
+        addon.prefs.server_address, addon.prefs.timeout = server_1_0.endpoint, 60.0
+        props.prompt, props.count, props.seconds, props.seed, props.random_seed = prompt, 1, 1.0, 3, False
+        for name, value in CONTROLS_OFF.items():
+            setattr(props, name, value)
+        assert bpy.ops.sopo.generate() == {'FINISHED'}
+        sent.append(session.state().generate_id)
+        addon.poll_until(lambda: not session.generating())
+        status, collection = session.state().status, props.candidates
+        assert status.level == 'INFO' and collection is not None, status
+        received.append(collection[addon.candidates.REQUEST_KEY])
+        assert not [key for key in collection.keys() if "confidence" in key or "nearest" in key]
+        assert session.confidence_warning(collection) is None
+        assert not [line for line in draw_main_panel(addon) if "training data" in str(line)]
+        with PicksStore(server_1_0.data_dir / "picks.db") as store:
+            assert store.get_result(received[-1]).prompt == prompt
+    assert sent[0] != received[0]  # refused, then sent again under a new id
+    assert sent[1] == received[1]  # remembered: sent without the fields at once
+    assert session.state().unknown_fields == {server_1_0.endpoint: {"want_confidence", "foot_cleanup"}}
+
+
+def test_only_a_refusal_of_optional_fields_alone_is_retried(addon):
+    protocol = addon.module("shared.protocol")
+    unknown = addon.session.unknown_optional_fields
+
+    def refusal(names, code=protocol.BAD_FIELD):
+        return protocol.error(code, f"'generate' has unknown fields {names}; allowed: ['prompt', 'n']", "x")
+
+    assert unknown(refusal(["want_confidence"])) == {"want_confidence"}
+    assert unknown(refusal(["foot_cleanup", "want_confidence"])) == {"foot_cleanup", "want_confidence"}
+    assert unknown(refusal(["loop", "want_confidence"])) == set()  # a control the server lacks: no silent drop
+    assert unknown(refusal(["want_confidence"], code=protocol.BAD_FRAMES)) == set()
+    assert unknown(protocol.error(protocol.BAD_FIELD, "field 'want_confidence' must be true or false", "x")) == set()
 
 
 # --- the panel -------------------------------------------------------------------------------------

@@ -101,7 +101,7 @@ while len(box) and time.monotonic() < deadline:
     session.poll_once()
     time.sleep(0.02)
 print(json.dumps({{"waiting_at_start": waiting, "left": len(box), "status": session.state().status.text}}))
-addon_utils.disable({module!r}, default_set=True)  # as Blender does on quit (the bpy 4.2 module crashes otherwise)
+addon_utils.disable({module!r}, default_set=True)  # as Blender does on quit
 """
 
 

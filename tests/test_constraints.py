@@ -291,6 +291,23 @@ def test_loop_fix_up_closes_the_seam_in_position_and_velocity():
     assert np.linalg.norm(L[0] - L[-1], axis=-1).max() <= 1.5 * np.median(steps)
 
 
+def test_loop_window_starts_where_the_clip_did_and_the_root_keeps_its_velocity_across_the_seam():
+    q, p = smooth_motion(120, seed=7)
+    fq, fp = fix_motion(q, p, C.Constraints(loop=True).check(120), FPS)
+    np.testing.assert_allclose(fp[0, [0, 2]], p[0, [0, 2]], atol=1e-9)        # placed where frame 0 was
+    assert abs(np.sin(root_heading(fq)[0] - root_heading(q)[0])) < 1e-9
+    yaw = root_heading(fq)
+    steps = np.diff(fp[:, [0, 2]], axis=0)
+    c, s = np.cos(-yaw[:-1]), np.sin(-yaw[:-1])
+    local = np.stack([np.diff(yaw), c * steps[:, 0] + s * steps[:, 1], -s * steps[:, 0] + c * steps[:, 1]], -1)
+    np.testing.assert_allclose(local[-1, 1:], local[0, 1:], atol=1e-4)         # the same ground velocity either side
+    assert abs(local[-1, 0] - local[0, 0]) < 0.005                              # and turn rate (the tilt's heading aside)
+    L = local_positions(fq, fp)
+    accel = np.linalg.norm(np.diff(L, 2, axis=0), axis=-1).max(-1)            # (T-2,) inside the clip
+    seam = np.linalg.norm(np.diff(np.concatenate([L[-2:], L[:2]]), 2, axis=0), axis=-1).max()
+    assert seam <= np.median(accel), (seam, np.median(accel))
+
+
 def test_path_fix_up_puts_the_root_on_the_path_facing_along_it():
     q, p = smooth_motion(100, seed=8)
     path = C.RootPath(np.array([[0.0, 0.0], [0.0, 2.0], [2.0, 2.0]]), speed=1.0)
@@ -544,6 +561,25 @@ def test_flag_errors_are_one_clear_line(tmp_path, argv, words):
 
 
 # --- the benchmark ------------------------------------------------------------------------------
+
+def test_the_suite_with_controls_benchmark_pairs_each_control_with_no_controls(tiny_checkpoint, tiny_corpus, capsys):
+    import torch
+
+    from server.bench import controls_suite as bench
+
+    threads = torch.get_num_threads()
+    try:
+        rc = bench.main(["--checkpoint", str(tiny_checkpoint), "--corpus", str(tiny_corpus), "--limit", "3",
+                         "--candidates", "1"])
+    finally:
+        torch.set_num_threads(threads)
+    assert rc == 0
+    report = json.loads(capsys.readouterr().out.splitlines()[-1])
+    assert report["prompts"] == 3 and set(report["controls"]) == {"start", "loop", "keep"}
+    for row in report["controls"].values():   # the paired mean over prompts is the difference of the overall means
+        assert row["diff"] == pytest.approx(row["rate"] - report["none"]["rate"], abs=1e-9)
+        assert row["diff_low"] <= row["diff"] <= row["diff_high"]
+
 
 def test_the_controls_benchmark_prints_every_measure(tiny_checkpoint, tiny_corpus, capsys):
     import torch

@@ -198,6 +198,9 @@ def test_experiment_quick_run_end_to_end(tmp_path, tiny_checkpoint, tiny_corpus,
     assert sopo_experiment.main(argv + ["--rescore"]) == 0
     again = json.loads((out / "results" / "picks-sopo-tau1.01-s0.json").read_text())
     assert again["row"]["metrics"]["fid"] == pytest.approx(run["row"]["metrics"]["fid"], rel=1e-4)
+    # the plot of suite pass rate and foot skating against steps (docs/sopo_steps.png)
+    assert sopo_experiment.main(["plot", "--out", str(out), "--png", str(tmp_path / "steps.png")]) == 0
+    assert (tmp_path / "steps.png").stat().st_size > 10_000
     assert again["suite"] == run["suite"] and (out / "results.md").read_text().count("\n| ") == table.count("\n| ")
 
 

@@ -127,3 +127,7 @@ def test_taste_experiment_runs_the_whole_path(tmp_path, tiny_checkpoint, tiny_co
     assert again["evaluator"]["fid"] == pytest.approx(sopo_row["evaluator"]["fid"], rel=1e-4)  # the same evaluator
     commands = (out / "taste.md").read_text().split("Commands:\n")[1].splitlines()
     assert len(commands) == 2 and commands[1].endswith("--rescore")  # the run (once, though run twice), the rescore
+
+    # the plot of win rate against the number of picks (docs/sopo_taste.png)
+    png = sopo_experiment.main(["plot", "--taste", "--out", str(out), "--png", str(tmp_path / "taste.png")])
+    assert png == 0 and (tmp_path / "taste.png").stat().st_size > 10_000

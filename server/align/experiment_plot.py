@@ -72,6 +72,10 @@ def plot_steps(out: Path, path: Path, title: str = "") -> Path:
             ax.set_xlabel("fine-tuning step")
             ax.grid(alpha=0.3)
         row[0].legend(fontsize=7)
+    return _save(fig, plt, path, title)
+
+
+def _save(fig, plt, path: str | Path, title: str | None) -> Path:
     if title:
         fig.suptitle(title, fontsize=10)
     fig.tight_layout()
@@ -119,10 +123,4 @@ def plot_taste(out: Path, path: Path, title: str = "") -> Path:
         ax.grid(alpha=0.3)
     axes[0].set_ylabel("artist prefers fine-tuned over base, %")
     axes[0].legend(fontsize=7)
-    if title:
-        fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return Path(path)
+    return _save(fig, plt, path, title)

@@ -41,7 +41,7 @@ sys.path.insert(0, str(ROOT))
 import bpy  # noqa: E402
 import numpy as np  # noqa: E402
 
-from addon import armature, candidates, keyframes  # noqa: E402
+from addon import armature, bone_maps, candidates, keyframes  # noqa: E402
 from shared import rotations as rot  # noqa: E402
 from shared import skeleton  # noqa: E402
 
@@ -490,14 +490,7 @@ def bench_frames(seconds: float) -> None:
 
 
 RIG_PREFIX = "mixamorig:"
-RIG_BONES = {  # SMPL joint -> Mixamo bone (without the prefix)
-    "pelvis": "Hips", "left_hip": "LeftUpLeg", "right_hip": "RightUpLeg", "spine1": "Spine",
-    "left_knee": "LeftLeg", "right_knee": "RightLeg", "spine2": "Spine1", "left_ankle": "LeftFoot",
-    "right_ankle": "RightFoot", "spine3": "Spine2", "left_foot": "LeftToeBase", "right_foot": "RightToeBase",
-    "neck": "Neck", "left_collar": "LeftShoulder", "right_collar": "RightShoulder", "head": "Head",
-    "left_shoulder": "LeftArm", "right_shoulder": "RightArm", "left_elbow": "LeftForeArm",
-    "right_elbow": "RightForeArm", "left_wrist": "LeftHand", "right_wrist": "RightHand",
-}
+RIG_BONES = bone_maps.MIXAMO  # SMPL joint -> Mixamo bone (without the prefix)
 FEET = {"Left": ("LeftFoot", "LeftToeBase", "LeftToe_End"), "Right": ("RightFoot", "RightToeBase", "RightToe_End")}
 
 

@@ -3,6 +3,7 @@
     python server/bench/controls.py                          # the bundled default, its default method
     python server/bench/controls.py --methods encode optimise final --clips 8
     python server/bench/controls.py --latency-only --threads 2
+    python server/bench/controls.py --kinds loop --no-latency                # one kind of case only
     python server/bench/controls.py --clips 2 --no-latency --no-text --pictures docs   # docs/controls_<kind>.png
 
 Poses come from real corpus clips (data/corpus, test split): each case takes a 6 s window of a
@@ -345,6 +346,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--loop-window", type=int, default=None, help="frames a loop eases over (default: "
                     "constraint_fixup.LOOP_WINDOW)")
     ap.add_argument("--methods", nargs="+", default=None, help="steering methods to compare (default: the family's)")
+    ap.add_argument("--kinds", nargs="+", default=None, help="only these case kinds (start end inbetween "
+                    "arms_keyframe loop path path_speed keep_lower keep_upper; default: all)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--repeats", type=int, default=5, help="latency repeats")
@@ -378,6 +381,8 @@ def main(argv: list[str] | None = None) -> int:
         report["corpus"] = stats
         log("corpus:", json.dumps({k: round(v, 4) for k, v in stats.items()}))
         cases = build_cases(corpus, args.clips, args.seed, args.seconds) + keep_cases(gen, args.seed, args.seconds)
+        if args.kinds:
+            cases = [c for c in cases if c["kind"] in args.kinds]
         evaluator = None
         if not args.no_text:
             from server.eval.evaluator import Evaluator

@@ -3,10 +3,13 @@
 `fix_motion(rotations, translation, constraints, fps)` returns the motion changed as little as
 it can be so that every constraint holds exactly where it applies, with no pop:
 
-1. loop: the leading frames that end most in phase with frame 0 are played over the whole clip
-   (at most 20% slower), then the last `loop_window` frames ease into a continuation of frame 0
-   in position and velocity (local joint rotations, pelvis tilt and height, the root's
-   heading-frame velocity);
+1. loop: the window of the clip (from frame 0, or later when no pose or kept joint is pinned) that
+   ends most in phase with its first frame, with its seam where the joints accelerate least, is
+   played over the whole clip (at most 20% slower; placed where frame 0 was); the last `loop_window`
+   frames ease into a continuation of the first in position and velocity (local joint rotations,
+   repeated until the rotation-vector closure is exact; pelvis tilt and height) and the root's
+   heading-frame velocity eases into the first step's; of the `LOOP_CANDIDATES` best windows the one
+   whose closed seam accelerates least is kept;
 2. root path: the root's ground place and heading are projected onto the path (its timing: the
    path's times, its speed, or the motion's own pace scaled to end at the path's end);
 3. rooted poses (``root``): heading and ground place corrections at the pinned frames, eased
@@ -27,7 +30,9 @@ from shared.motion import forward_kinematics
 
 WINDOW = 10           # frames a pose correction fades over, each side (0.5 s at 20 fps)
 LOOP_WINDOW = 12      # frames at the end that ease into the loop (at most a third of the clip)
-LOOP_MIN_RATE = 0.8   # a loop may play its leading frames up to 20% slower to end in phase with frame 0
+LOOP_MIN_RATE = 0.8   # a loop may play a window of the clip up to 20% slower to end in phase with its first frame
+LOOP_CANDIDATES = 3   # loop windows closed to pick the smoothest seam from
+LOOP_ITERATIONS = 3   # passes of the seam's rotation closure (each removes the last one's second-order rest)
 TANGENT_SPAN = 0.25   # metres of path either side used for the facing direction
 STILL_DISTANCE = 0.05  # metres: a motion that travels less than this has no pace of its own
 
@@ -173,32 +178,59 @@ def local_positions(q: np.ndarray, p: np.ndarray) -> np.ndarray:
     return np.stack([c * rel[..., 0] + s * rel[..., 2], rel[..., 1], -s * rel[..., 0] + c * rel[..., 2]], -1)
 
 
-def loop_length(q: np.ndarray, p: np.ndarray, min_rate: float = LOOP_MIN_RATE) -> int:
-    """The number of leading frames (min_rate * T .. T) whose end runs most naturally into frame 0:
-    the pose predicted one step after frame tau - 1, and its velocity, against frame 0's."""
+def loop_spans(q: np.ndarray, p: np.ndarray, min_rate: float = LOOP_MIN_RATE, shift: bool = True,
+               count: int = 1) -> list[tuple[int, int]]:
+    """The `count` best (start, tau), best first: the window of `tau` frames (min_rate * T .. T) from `start` whose end runs most
+    naturally into its first frame (the pose predicted one step after its last frame, and its velocity,
+    against the first frame's) and whose seam falls where the joints accelerate least (a seam on a
+    fast swing bends however well it closes). ``shift`` False: the window starts at frame 0."""
     L = local_positions(q, p)
-    v = np.diff(L, axis=0)
     T = len(L)
-    taus = np.arange(max(3, int(np.ceil(min_rate * T))), T + 1)
-    predicted = L[taus - 1] + v[taus - 2]
-    cost = (np.square(predicted - L[0]).sum(-1).mean(-1)
-            + np.square(v[taus - 2] - v[0]).sum(-1).mean(-1))
-    cost = cost * (1.0 + 0.5 * (T - taus) / T)          # slightly prefer less stretching
-    return int(taus[np.argmin(cost)])
+    v = np.diff(L, axis=0)                                          # (T-1, J, 3)
+    acc = np.square(np.diff(v, axis=0)).sum(-1).max(-1)             # (T-2,) at frames 1 .. T-2: the fastest joint
+    acc = np.concatenate([acc[:1], acc, acc[-1:]])                  # (T,) one per frame
+    lo = max(3, int(np.ceil(min_rate * T)))
+    starts = np.arange(0, T - lo + 1 if shift else 1)
+    taus = np.arange(lo, T + 1)
+    k, tau = np.meshgrid(starts, taus, indexing="ij")
+    ok = k + tau <= T
+    k, tau = k[ok], tau[ok]
+    last = k + tau - 1
+    predicted = L[last] + v[last - 1]
+    cost = (np.square(predicted - L[k]).sum(-1).mean(-1)
+            + np.square(v[last - 1] - v[np.minimum(k, T - 2)]).sum(-1).mean(-1)
+            + acc[k] + acc[last])
+    cost = cost * (1.0 + 0.5 * (T - tau) / T)           # slightly prefer less stretching
+    order = np.argsort(cost, kind="stable")
+    picked = list(order[:count])
+    if shift and count > 1 and not (k[picked] == 0).any():   # the best unshifted window is always a candidate
+        picked[-1] = order[np.nonzero(k[order] == 0)[0][0]]
+    return [(int(k[i]), int(tau[i])) for i in picked]
 
 
-def stretch(q: np.ndarray, p: np.ndarray, tau: int) -> tuple[np.ndarray, np.ndarray]:
-    """The first `tau` frames played over all T frames (slower by tau / T), frame 0 unchanged."""
+def seam_acceleration(q: np.ndarray, p: np.ndarray) -> float:
+    """The largest joint acceleration (m per frame^2, root-relative) at the two frames either side of the seam."""
+    L = local_positions(np.concatenate([q[-2:], q[:2]]), np.concatenate([p[-2:], p[:2]]))
+    return float(np.linalg.norm(np.diff(L, 2, axis=0), axis=-1).max())
+
+
+def stretch(q: np.ndarray, p: np.ndarray, tau: int, start: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Frames start .. start + tau - 1 played over all T frames (slower by tau / T), placed where frame 0
+    was (its ground place and heading)."""
     T = len(q)
-    if tau >= T:
+    if tau >= T and start == 0:
         return q, p
-    u = np.arange(T) * (tau / T)
+    u = start + np.arange(T) * (tau / T)
     i0 = np.floor(u).astype(int)
     i1 = np.minimum(i0 + 1, T - 1)
     f = u - i0
-    q = rot.quat_slerp(q[i0], q[i1], np.broadcast_to(f[:, None], q.shape[:2]))
-    p = p[i0] * (1.0 - f)[:, None] + p[i1] * f[:, None]
-    return q, p
+    out_q = rot.quat_slerp(q[i0], q[i1], np.broadcast_to(f[:, None], q.shape[:2]))
+    out_p = p[i0] * (1.0 - f)[:, None] + p[i1] * f[:, None]
+    if start:
+        turn = _wrap(float(heading_yaw(q[0, 0])) - float(heading_yaw(out_q[0, 0])))
+        out_q[:, 0] = rot.quat_multiply(_ry_quat(np.full(T, turn)), out_q[:, 0])
+        out_p[:, [0, 2]] = p[0, [0, 2]] + _rotate_xz(out_p[:, [0, 2]] - out_p[0, [0, 2]], turn)
+    return out_q, out_p
 
 
 def _hermite(T: int, width: int) -> tuple[np.ndarray, np.ndarray]:
@@ -231,28 +263,32 @@ def _seam_rotations(q: np.ndarray, h: np.ndarray, g: np.ndarray) -> np.ndarray:
 
 
 def _seam_velocity(vel: np.ndarray, h: np.ndarray) -> np.ndarray:
-    """vel (T, k) with vel[0] unused: ease the end so that vel[1] follows vel[-1] over the unseen seam step."""
+    """vel (T, k) with vel[0] unused -> vel[1:] with the end eased into the first step's velocity, so the
+    velocity is the same on both sides of the (unseen) seam step."""
     v = vel[1:]
-    seam = v[0] - v[-1]                            # two steps: last -> (seam) -> first
-    wanted = (v[-1] - v[-2]) + (v[1] - v[0])
-    return v + (seam - wanted) * h[1:, None]
+    return v + (v[0] - v[-1]) * h[1:, None]
 
 
-def close_loop(q: np.ndarray, p: np.ndarray, width: int = LOOP_WINDOW, stretch_to_phase: bool = True
-               ) -> tuple[np.ndarray, np.ndarray]:
-    """Frame 0 continues the last frame: the best loop length is stretched over the clip, then the end
-    eases into frame 0 in local pose (joints, pelvis tilt, height; position and velocity) and root velocity."""
+def close_loop(q: np.ndarray, p: np.ndarray, width: int = LOOP_WINDOW, stretch_to_phase: bool = True,
+               shift: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """Frame 0 continues the last frame: the best loop window (`loop_span`; from frame 0 unless ``shift``)
+    is stretched over the clip, then the end eases into frame 0 in local pose (joints, pelvis tilt,
+    height; position and velocity) and root velocity (heading-frame steps and turn rate)."""
     T = len(q)
     if T < 6:
         return q, p
-    if stretch_to_phase:
-        q, p = stretch(q, p, loop_length(q, p))
+    if stretch_to_phase:   # close the few best windows and keep the smoothest seam
+        closed = [close_loop(*stretch(q, p, tau, start), width, False)
+                  for start, tau in loop_spans(q, p, shift=shift, count=LOOP_CANDIDATES)]
+        return min(closed, key=lambda m: seam_acceleration(*m))
     width = int(np.clip(min(width, T // 3), 2, T - 2))
     h, g = _hermite(T, width)
     yaw = root_heading(q)
     tilt = rot.quat_multiply(_ry_quat(-yaw), q[:, 0])
     local = np.concatenate([tilt[:, None], q[:, 1:]], axis=1)
-    local = _seam_rotations(rot.quat_fix_continuity(local, axis=0), h, g)
+    local = rot.quat_fix_continuity(local, axis=0)
+    for _ in range(LOOP_ITERATIONS):        # the rotation-vector closure is first order: repeat on what is left
+        local = _seam_rotations(local, h, g)
     height = _seam_values(p[:, 1], h, g)
     xz = p[:, [0, 2]]
     vel = np.zeros((T, 3))                                              # (d_yaw, vx, vz) in the heading frame of t-1
@@ -317,8 +353,8 @@ def fix_motion(rotations: np.ndarray, translation: np.ndarray, constraints: Cons
     p = np.asarray(translation, dtype=np.float64).copy()
     c = constraints
     keys = [k for _, k in c.poses()]
-    if c.loop:
-        q, p = close_loop(q, p, loop_window, stretch_loop)
+    if c.loop:   # the loop window may start later in the clip only where no pose or kept joint is pinned
+        q, p = close_loop(q, p, loop_window, stretch_loop, shift=not keys and c.keep_joints is None)
     if c.root_path is not None:
         q, p = follow_path(q, p, c.root_path, fps)
     rooted = [k for k in keys if k.root]
