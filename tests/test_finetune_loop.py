@@ -15,6 +15,7 @@ import re
 import shutil
 import socket
 
+import numpy as np
 import pytest
 import torch
 
@@ -191,6 +192,7 @@ def test_experiment_quick_run_end_to_end(tmp_path, tiny_checkpoint, tiny_corpus,
     assert run["summary"]["number_of_picks"] == 8 and run["final"]["frac_loser_above_tau"] == 0.0
     assert [c["step"] for c in run["curve"]] == [1, 2]
     assert run["curve"][1]["suite"]["overall"] == run["suite"]["overall"]
+    assert all(np.isfinite(c["suite"]["fid"]).all() for c in run["curve"])  # FID along the steps (the plot)
     assert set(run["suite"]["rates"]) == set(json.loads((out / "results" / "base-suite.json").read_text())["rates"])
     table = (out / "results.md").read_text()
     assert "| picks | SoPo (tau 1.01) | 1 |" in table and "| corpus | SFT | 1 |" in table

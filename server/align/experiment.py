@@ -294,19 +294,22 @@ def _run_one(setup: _Setup, args, source: str, method: str, tau: float, label: s
     def on_step(step: int, policy) -> None:
         if step in steps_to_score and step != cfg.steps:
             t = time.time()
-            curve.append({"step": step, "suite": _curve_point(suite_scores(setup, policy, f"{name}@{step}"))})
+            at = f"{name}@{step}"
+            row_ = None if setup.context is None else evaluate_models([(at, policy)], setup.info, setup.settings,
+                                                                      setup.device, context=setup.context)[0]
+            curve.append({"step": step, "suite": _curve_point(suite_scores(setup, policy, at), row_)})
             curve_s[0] += time.time() - t
 
     t0 = time.time()
+    setup.settings.seed = seed
     res = finetune(cfg, inputs, setup.out / "checkpoints" / name, command=f"sopo_experiment {name}",
                    log=None, keep_models=True, on_step=on_step)
     train_s = time.time() - t0 - curve_s[0]
-    setup.settings.seed = seed
     row = None if setup.context is None else evaluate_models([(name, res.policy)], setup.info, setup.settings,
                                                              setup.device, context=setup.context)[0]
     suite = suite_scores(setup, res.policy, name)
     if suite is not None and steps_to_score:
-        curve.append({"step": cfg.steps, "suite": _curve_point(suite)})
+        curve.append({"step": cfg.steps, "suite": _curve_point(suite, row)})
     path.write_text(json.dumps({"source": source, "method": label, "seed": seed, "row": row, "suite": suite,
                                 "curve": curve, "train_seconds": round(train_s, 3),
                                 "eval_seconds": round(time.time() - t0 - train_s, 1),
@@ -320,11 +323,20 @@ def _run_one(setup: _Setup, args, source: str, method: str, tau: float, label: s
         torch.cuda.empty_cache()
 
 
-def _curve_point(suite: dict | None) -> dict | None:
+def _curve_point(suite: dict | None, row: dict | None = None) -> dict | None:
+    """The suite's pass rates and physics at one step, with the evaluator's FID ([mean, low, high] over its
+    repeats) when the run is scored by the evaluator."""
+    from server.eval.metrics import mean_and_interval
+
     if suite is None:
         return None
-    return {"overall": suite["overall"], "heldout": suite["heldout"], "skate_ratio": suite["physics"]["skate_ratio"],
-            "jerk": suite["physics"]["jerk"]}
+    point = {"overall": suite["overall"], "heldout": suite["heldout"], "skate_ratio": suite["physics"]["skate_ratio"],
+             "jerk": suite["physics"]["jerk"]}
+    fid = (row or {}).get("metrics", {}).get("fid", [])
+    if len(fid):
+        m, half = mean_and_interval(fid)
+        point["fid"] = [m, m - half, m + half]
+    return point
 
 
 def run_cmd(args) -> int:

@@ -35,30 +35,35 @@ def curves(out: Path) -> tuple[dict | None, dict[tuple[str, str], list[dict]]]:
 
 
 def plot_steps(out: Path, path: Path, title: str = "") -> Path:
-    """Suite pass rate (left) and foot-skate share (right) of the suite's motions against fine-tuning steps; one line
-    per (source, method), the base at step 0; bands: 95% bootstrap interval over prompts."""
+    """Suite pass rate, the evaluator's FID (when the runs were scored by it) and the foot-skate share of the
+    suite's motions against fine-tuning steps; one line per (source, method), the base at step 0; bands: 95%
+    interval (bootstrap over prompts for the suite, over evaluation repeats for FID)."""
     from server.align.experiment import method_name
 
     plt = _plt()
     base, found = curves(out)
     if not found:
         raise ValueError(f"no run in {out}/results has a curve (sopo_experiment.py run --curve-steps ...)")
+    base_fid = _base_fid(out)
+    panels = [("overall", 100.0, "suite pass rate %"), ("fid", 1.0, "FID (evaluator v2)"),
+              ("skate_ratio", 100.0, "foot skate % (suite motions)")]
+    if not any("fid" in (c["suite"] or {}) for runs in found.values() for run in runs for c in run["curve"]):
+        panels = [p for p in panels if p[0] != "fid"]
     sources = sorted({s for s, _ in found})
-    fig, axes = plt.subplots(len(sources), 2, figsize=(10, 3.6 * len(sources)), squeeze=False)
+    fig, axes = plt.subplots(len(sources), len(panels), figsize=(5 * len(panels), 3.6 * len(sources)), squeeze=False)
     for row, source in zip(axes, sources):
         for (src, label), runs in sorted(found.items()):
             if src != source:
                 continue
             method = label.partition("@")[0]
-            for k, (key, scale) in enumerate((("overall", 100.0), ("skate_ratio", 100.0))):
-                pts = []
-                for run in runs:
-                    for c in run["curve"]:
-                        v = c["suite"][key] if key == "overall" else c["suite"]["skate_ratio"]
-                        pts.append((c["step"], *v))
-                if base is not None:
-                    b = base["overall"] if key == "overall" else base["physics"]["skate_ratio"]
+            for k, (key, scale, _ylabel) in enumerate(panels):
+                pts = [(c["step"], *c["suite"][key]) for run in runs for c in run["curve"] if key in (c["suite"] or {})]
+                b = {"overall": base and base["overall"], "skate_ratio": base and base["physics"]["skate_ratio"],
+                     "fid": base_fid}[key]
+                if b is not None and pts:
                     pts.append((0, *b))
+                if not pts:
+                    continue
                 steps = sorted({p[0] for p in pts})
                 m = [scale * np.mean([p[1] for p in pts if p[0] == s]) for s in steps]
                 lo = [scale * np.mean([p[2] for p in pts if p[0] == s]) for s in steps]
@@ -66,13 +71,24 @@ def plot_steps(out: Path, path: Path, title: str = "") -> Path:
                 colour = COLOURS.get(method)
                 row[k].plot(steps, m, "o-", color=colour, lw=1.4, ms=3, label=method_name(label))
                 row[k].fill_between(steps, lo, hi, color=colour, alpha=0.12, lw=0)
-        row[0].set_ylabel(f"{source} preferences\nsuite pass rate %")
-        row[1].set_ylabel("foot skate % (suite motions)")
-        for ax in row:
+        for ax, (_key, _scale, ylabel) in zip(row, panels):
+            ax.set_ylabel(ylabel if ax is not row[0] else f"{source} preferences\n{ylabel}")
             ax.set_xlabel("fine-tuning step")
             ax.grid(alpha=0.3)
         row[0].legend(fontsize=7)
     return _save(fig, plt, path, title)
+
+
+def _base_fid(out: Path) -> list[float] | None:
+    """The base's FID [mean, low, high] over the evaluation repeats of results/base-s0.json (None if unscored)."""
+    from server.eval.metrics import mean_and_interval
+
+    f = Path(out) / "results" / "base-s0.json"
+    fid = (json.loads(f.read_text()).get("row") or {}).get("metrics", {}).get("fid", []) if f.exists() else []
+    if not len(fid):
+        return None
+    m, half = mean_and_interval(fid)
+    return [m, m - half, m + half]
 
 
 def _save(fig, plt, path: str | Path, title: str | None) -> Path:
