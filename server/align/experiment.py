@@ -418,7 +418,8 @@ def collect(out: Path) -> tuple[dict | None, dict[tuple[str, str], list[dict]]]:
     return real, groups
 
 
-def _cell(values: list[float], digits: int = 3, scale: float = 1.0, signed: bool = False) -> str:
+def mean_cell(values: list[float], digits: int = 3, scale: float = 1.0, signed: bool = False) -> str:
+    """A table cell: the mean of `values` (x scale) and, for more than one, ± its 95% interval."""
     if not values:
         return "-"
     mean, ci = metrics.mean_and_interval(values)
@@ -443,7 +444,7 @@ def _paired_rel(runs: list[dict], base_runs: dict, metric: str) -> str:
     rel = [(m[metric] - base_runs[r["seed"]][metric]) / base_runs[r["seed"]][metric]
            for r, m in ((r, _seed_means(r["row"])) for r in runs)
            if metric in m and metric in base_runs.get(r["seed"], {})]
-    return "-" if not rel else _cell(rel, 2, 100.0, signed=True) + "%"
+    return "-" if not rel else mean_cell(rel, 2, 100.0, signed=True) + "%"
 
 
 def _interval(t) -> str:
@@ -480,16 +481,15 @@ def write_table(out: Path, command: str = "") -> str:
             suites = [base_suite] if base_suite else []
         else:
             suites = [r["suite"] for r in runs if r.get("suite")]
-        suite_cell = _cell([s["overall"][0] for s in suites], 1, 100.0) if suites else "-"
-        skate_cell = _cell([s["physics"]["skate_ratio"][0] for s in suites], 1, 100.0) if suites else "-"
+        suite_cell = mean_cell([s["overall"][0] for s in suites], 1, 100.0) if suites else "-"
+        skate_cell = mean_cell([s["physics"]["skate_ratio"][0] for s in suites], 1, 100.0) if suites else "-"
         is_base = key[1] == "base"
         train_s = [r.get("train_seconds") for r in runs if r.get("train_seconds") is not None]
         frac = [r["final"]["frac_loser_above_tau"] for r in runs if "frac_loser_above_tau" in r.get("final", {})]
         cells = [key[0], method_name(key[1]), str(len(runs)), suite_cell,
                  "-" if is_base else _interval(suite_paired(runs, base_suite)),
                  "-" if is_base else _interval(suite_paired(runs, base_suite, "heldout")), skate_cell,
-                 _cell([m["top1"] for m in means if "top1" in m]), _cell([m["hard1"] for m in means if "hard1" in m]),
-                 _cell([m["fid"] for m in means if "fid" in m]), _cell([m["mm_dist"] for m in means if "mm_dist" in m]),
+                 *(mean_cell([m[k] for m in means if k in m]) for k in ("top1", "hard1", "fid", "mm_dist")),
                  "-" if is_base else _paired_rel(runs, base_runs, "mm_dist"),
                  "-" if is_base else _paired_rel(runs, base_runs, "fid"),
                  f"{np.mean(frac):.2f}" if frac else "-", f"{np.mean(train_s) / 60:.1f}" if train_s else "-"]

@@ -28,7 +28,7 @@ import numpy as np
 
 from server.align import taste
 from server.align.artist import ArtistRule
-from server.align.experiment import ExperimentError, checkpoint_id, commands_note, record_command
+from server.align.experiment import ExperimentError, checkpoint_id, commands_note, mean_cell, record_command
 from server.eval.metrics import normalize_caption
 
 METHOD_ORDER = ("sft", "offline-dpo", "online-dpo", "sopo")
@@ -335,20 +335,11 @@ def rescore(args, log=print) -> int:
 
 # --- the table ---------------------------------------------------------------------------------------------
 
-def _mean_ci(values: list[float], scale: float = 100.0, digits: int = 1, signed: bool = False) -> str:
-    from server.eval import metrics
-
-    if not values:
-        return "-"
-    m, ci = metrics.mean_and_interval(values)
-    return f"{scale * m:{'+' if signed else ''}.{digits}f}" + (f"±{scale * ci:.{digits}f}" if len(values) > 1 else "")
-
-
 def _interval_cell(rows: list[dict], key: str, signed: bool = False) -> str:
     """One seed: 'm [lo, hi]'; several: the mean over seeds ± 95% interval over seeds."""
     if len(rows) == 1:
         return taste.fmt_interval(rows[0][key], signed=signed)
-    return _mean_ci([r[key][0] for r in rows], signed=signed)
+    return mean_cell([r[key][0] for r in rows], 1, 100.0, signed)
 
 
 def write_table(out: Path, command: str = "") -> str:
@@ -381,11 +372,11 @@ def write_table(out: Path, command: str = "") -> str:
             f"| {method_name(key[0] + ('@' + key[1] if key[1] else ''))}", str(key[2]), str(len(rows)),
             f"{np.mean([r['train_seconds'] for r in rows]) / 60:.1f}",
             _interval_cell(rows, "win_suite"), _interval_cell(rows, "win_test"), f"{energy:.3f}",
-            _mean_ci([r["suite_overall"][0] for r in rows]), _interval_cell(rows, "suite_diff", True),
+            mean_cell([r["suite_overall"][0] for r in rows], 1, 100.0), _interval_cell(rows, "suite_diff", True),
             _interval_cell(rows, "suite_diff_heldout", True),
-            _mean_ci([r["physics"]["skate_ratio"][0] for r in rows]),
-            _mean_ci([r["physics"]["jerk"][0] for r in rows], 1.0, 0),
-            _mean_ci(fid, 1.0, 3) if fid else "-", _mean_ci(mm, 100.0, 2, True) if mm else "-"]) + " |")
+            mean_cell([r["physics"]["skate_ratio"][0] for r in rows], 1, 100.0),
+            mean_cell([r["physics"]["jerk"][0] for r in rows], 0),
+            mean_cell(fid, 3) if fid else "-", mean_cell(mm, 2, 100.0, True) if mm else "-"]) + " |")
     picks = json.loads((out / "picks.json").read_text()) if (out / "picks.json").exists() else {}
     example = next((r for k, rows in groups.items() if not k[1] for r in rows),  # the command's own settings
                    next((r for rows in groups.values() for r in rows), None))
