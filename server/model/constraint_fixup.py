@@ -271,7 +271,7 @@ def _seam_velocity(vel: np.ndarray, h: np.ndarray) -> np.ndarray:
 
 def close_loop(q: np.ndarray, p: np.ndarray, width: int = LOOP_WINDOW, stretch_to_phase: bool = True,
                shift: bool = True) -> tuple[np.ndarray, np.ndarray]:
-    """Frame 0 continues the last frame: the best loop window (`loop_span`; from frame 0 unless ``shift``)
+    """Frame 0 continues the last frame: the best loop windows (`loop_spans`; from frame 0 unless ``shift``)
     is stretched over the clip, then the end eases into frame 0 in local pose (joints, pelvis tilt,
     height; position and velocity) and root velocity (heading-frame steps and turn rate)."""
     T = len(q)
